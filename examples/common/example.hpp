@@ -1,0 +1,44 @@
+// What every example shares: the text message (type 1) and the command-line conventions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <tao/tao.hpp>
+
+namespace example {
+
+/// Go Tao's echo and chat message: type 1, the payload is the text.
+struct Text {
+  static constexpr tao::MessageType type = 1;
+  std::string text;
+  void encode(tao::Buffer& out) const { out.append(text); }
+  static Text decode(tao::ByteView in) { return {in.str()}; }
+};
+
+struct Flags {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 12345;
+  std::size_t io_threads = 0; // 0 = hardware threads
+  std::size_t workers = 0;
+  std::string log_level = "info";
+};
+
+/// Adds --host, --port, --io-threads, --workers and --log-level.
+inline void add_common_flags(CLI::App& app, Flags& f, bool server) {
+  app.add_option("--host", f.host, "address to " + std::string(server ? "listen on" : "connect to"))
+      ->capture_default_str();
+  app.add_option("--port", f.port, "TCP port")->capture_default_str();
+  app.add_option("--io-threads", f.io_threads, "event loops (0 = one per hardware thread)")
+      ->capture_default_str();
+  app.add_option("--workers", f.workers, "worker threads for handlers (0 = handlers on the loops)")
+      ->capture_default_str();
+  app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+}
+
+inline std::size_t threads_or_hardware(std::size_t n) { return n == 0 ? tao::hardware_threads : n; }
+
+} // namespace example

@@ -1,0 +1,21 @@
+// Echo server: writes every message back unchanged (Go Tao's examples/echo/server).
+// It logs nothing per message, so it doubles as the benchmark server.
+#include "common/example.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tao echo server"};
+  example::Flags f;
+  example::add_common_flags(app, f, true);
+  CLI11_PARSE(app, argc, argv);
+  tao::set_log_level(f.log_level);
+
+  tao::Server server({.host = f.host,
+                      .port = f.port,
+                      .io_threads = example::threads_or_hardware(f.io_threads),
+                      .workers = f.workers});
+  server.handle<example::Text>([](tao::Connection& c, const example::Text& m) { c.write(m); });
+  server.start();
+  fmt::print("echo server listening on {}\n", server.local_endpoint().to_string());
+  std::fflush(stdout);
+  return server.run_until_signal();
+}

@@ -1,0 +1,116 @@
+// A connection to one peer, on a server or a client.
+// Thread safety: every public member is safe to call from any thread.
+#pragma once
+
+#include <any>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+
+#include <tao/buffer.hpp>
+#include <tao/codec.hpp>
+#include <tao/error.hpp>
+#include <tao/message.hpp>
+
+namespace tao {
+
+/// Process-wide unique, increasing connection id (Go Tao's NetID).
+using ConnectionId = std::uint64_t;
+
+/// An IP address and port.
+struct Endpoint {
+  std::string address;
+  std::uint16_t port = 0;
+  /// "127.0.0.1:12345" or "[::1]:12345".
+  std::string to_string() const;
+};
+
+class Connection;
+using ConnectionPtr = std::shared_ptr<Connection>;
+
+/// One TCP (or TLS) connection. Owned by shared pointers: the framework holds one while the
+/// connection is open; handlers get a reference valid for the call; code that keeps a connection
+/// keeps its ConnectionPtr (shared_from_this()) or its id.
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  virtual ~Connection();
+
+  ConnectionId id() const noexcept { return id_; }
+  /// "server#17 127.0.0.1:54321" style, for logs.
+  const std::string& name() const noexcept { return name_; }
+  const Endpoint& local_endpoint() const noexcept { return local_; }
+  const Endpoint& remote_endpoint() const noexcept { return remote_; }
+
+  /// Encodes `msg` on the calling thread and queues it; the connection's loop sends it.
+  /// Errors: connection_closed, send_queue_full (nothing queued), frame_too_large.
+  template <Message T> std::error_code write(const T& msg) {
+    return write_frame(static_cast<MessageType>(T::type), [&msg](Buffer& b) { msg.encode(b); });
+  }
+  /// Writes a frame with a runtime type number and raw payload.
+  std::error_code write(const RawMessage& msg);
+  std::error_code write_raw(MessageType type, ByteView payload);
+  /// Queues bytes that are already whole frames in this connection's codec (broadcast uses it
+  /// to encode once). Same errors as write().
+  virtual std::error_code write_encoded(ByteView frames) = 0;
+
+  /// Graceful close: stop reading, send what was accepted (within the close deadline), close.
+  /// on_close runs once. Writes after close() return connection_closed.
+  virtual void close() = 0;
+  /// Immediate close: queued data is discarded.
+  virtual void abort() = 0;
+  /// True until the connection starts closing.
+  virtual bool is_open() const noexcept = 0;
+  /// Why the connection closed (empty while open): closed_by_peer, closed_locally, a protocol
+  /// error, an I/O error from the system category, ...
+  std::error_code close_reason() const;
+
+  /// Bytes accepted by write() and not yet handed to the kernel.
+  virtual std::size_t queued_bytes() const noexcept = 0;
+  /// Decoded messages waiting for (or running on) the worker pool.
+  virtual std::size_t pending_tasks() const noexcept = 0;
+
+  /// User context: arbitrary values under string keys.
+  void set_context(const std::string& key, std::any value);
+  /// The value under `key`, or an empty std::any.
+  std::any context(const std::string& key) const;
+  /// The value under `key` if it holds a T.
+  template <class T> std::optional<T> context_as(const std::string& key) const {
+    std::any v = context(key);
+    if (const T* p = std::any_cast<T>(&v)) return *p;
+    return std::nullopt;
+  }
+  /// Removes `key`; returns whether it was there.
+  bool erase_context(const std::string& key);
+
+protected:
+  Connection(ConnectionId id, std::string name, Endpoint local, Endpoint remote,
+             std::shared_ptr<const Codec> codec);
+  /// Records the first close reason; later ones are ignored.
+  void set_close_reason(std::error_code ec);
+  const Codec& codec() const noexcept { return *codec_; }
+
+private:
+  std::error_code write_frame(MessageType type, detail::FunctionRef<void(Buffer&)> payload);
+
+  const ConnectionId id_;
+  const std::string name_;
+  const Endpoint local_;
+  const Endpoint remote_;
+  const std::shared_ptr<const Codec> codec_;
+
+  mutable std::mutex mutex_; // context_ and close_reason_
+  std::unordered_map<std::string, std::any> context_;
+  std::error_code close_reason_;
+};
+
+/// Draws the next connection id (process-wide, starts at 1).
+ConnectionId next_connection_id() noexcept;
+
+} // namespace tao

@@ -1,0 +1,74 @@
+// Options of servers, clients and their connections: aggregates with visible defaults.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include <tao/codec.hpp>
+
+namespace tao {
+
+using namespace std::chrono_literals;
+
+/// Means "one per hardware thread" for io_threads and workers.
+inline constexpr std::size_t hardware_threads = std::numeric_limits<std::size_t>::max();
+
+/// Per-connection bounds: memory and flow control.
+struct ConnectionOptions {
+  /// write() refuses (errc::send_queue_full) while this many bytes are queued for the peer; the
+  /// write that crosses it is accepted whole, so queued bytes stay under this plus one frame.
+  std::size_t send_high_water = 4u << 20;
+  /// Reading stops while this many bytes are queued (the peer is slowed by TCP) ...
+  std::size_t pause_reading_at = 1u << 20;
+  /// ... and starts again when the queue drains to this.
+  std::size_t resume_reading_at = 256u << 10;
+  /// Close a connection whose send queue is full (a peer that does not read).
+  bool close_when_send_queue_full = false;
+  /// Messages of one connection waiting for the worker pool before reading stops; reading starts
+  /// again when half of them have run.
+  std::size_t max_pending_messages = 256;
+  /// How long a graceful close (or a stop) waits to send what was accepted.
+  std::chrono::milliseconds close_timeout = 5s;
+};
+
+struct ServerOptions {
+  /// Address to listen on: "0.0.0.0" (IPv4), "::" (IPv6 and IPv4), "127.0.0.1", "localhost", ...
+  std::string host = "0.0.0.0";
+  /// 0 picks a free port; Server::port() tells which.
+  std::uint16_t port = 12345;
+  /// Event loops, one thread each.
+  std::size_t io_threads = hardware_threads;
+  /// Worker threads for handlers; 0 = handlers run on the I/O loops.
+  std::size_t workers = hardware_threads;
+  /// Connections beyond this are refused (closed at once, counted, logged); 0 = no limit.
+  std::size_t max_connections = 0;
+  /// Maximum frame payload for the default codec (Go Tao: 8 MiB).
+  std::size_t max_payload = TlvCodec::default_max_payload;
+  /// A custom codec; null = TlvCodec(max_payload).
+  std::shared_ptr<const Codec> codec{};
+  ConnectionOptions connection{};
+  /// Bytes read per system call into each loop's shared read buffer.
+  std::size_t read_chunk = 64u << 10;
+  /// listen() backlog.
+  int backlog = 1024;
+};
+
+struct ClientOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 12345;
+  /// A connect (name resolution included) that takes longer fails with errc::connect_timeout.
+  std::chrono::milliseconds connect_timeout = 5s;
+  std::size_t io_threads = 1;
+  /// Worker threads for handlers; 0 (the default for clients) = handlers run on the I/O loop.
+  std::size_t workers = 0;
+  std::size_t max_payload = TlvCodec::default_max_payload;
+  std::shared_ptr<const Codec> codec{};
+  ConnectionOptions connection{};
+  std::size_t read_chunk = 64u << 10;
+};
+
+} // namespace tao

@@ -1,0 +1,63 @@
+#include "core.hpp"
+
+#include <tao/log.hpp>
+
+namespace tao::detail {
+
+Core::Core(CoreConfig cfg)
+    : role(std::move(cfg.role)), conn_opts(cfg.connection), codec(std::move(cfg.codec)),
+      dispatch(std::move(cfg.dispatch)), loops(cfg.io_threads, cfg.read_chunk) {
+  if (cfg.workers > 0) workers = std::make_unique<WorkerPool>(WorkerPoolOptions{cfg.workers, 0});
+  dispatch->default_run = workers ? Run::on_worker : Run::on_loop;
+  if (!workers) {
+    // Without a pool every handler runs on its loop, whatever it asked for.
+    for (auto& [type, entry] : dispatch->handlers)
+      entry.run = Run::on_loop;
+  }
+}
+
+Core::~Core() = default;
+
+void Core::start_threads() {
+  dispatch->frozen = true;
+  loops.start();
+  threads_started_ = true;
+}
+
+bool Core::in_own_thread() const noexcept {
+  return loops.in_loop_thread() || (workers && workers->in_worker_thread());
+}
+
+void Core::connection_created() noexcept { live_.fetch_add(1); }
+
+void Core::connection_finished() noexcept {
+  if (live_.fetch_sub(1) == 1) {
+    std::lock_guard lock(live_mutex_);
+    live_cv_.notify_all();
+  }
+}
+
+bool Core::wait_no_connections(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(live_mutex_);
+  return live_cv_.wait_until(lock, deadline, [this] { return live_.load() == 0; });
+}
+
+void Core::shutdown() {
+  if (!threads_started_ || threads_stopped_) return;
+  threads_stopped_ = true;
+  stopping = true;
+  connections.for_each([](ConnectionId, const ConnectionPtr& c) { c->close(); });
+  auto deadline =
+      std::chrono::steady_clock::now() + conn_opts.close_timeout + std::chrono::milliseconds(500);
+  if (!wait_no_connections(deadline)) {
+    logger()->warn("{}: {} connection(s) still open after the close timeout; aborting them", role,
+                   live_connections());
+    connections.for_each([](ConnectionId, const ConnectionPtr& c) { c->abort(); });
+    if (!wait_no_connections(std::chrono::steady_clock::now() + std::chrono::seconds(5)))
+      logger()->error("{}: {} connection(s) did not finish closing", role, live_connections());
+  }
+  if (workers) workers->stop();
+  loops.stop();
+}
+
+} // namespace tao::detail

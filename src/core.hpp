@@ -1,0 +1,67 @@
+// What a Server and a Client share at run time: loops, workers, registry, codec, live connections.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <tao/concurrent_map.hpp>
+#include <tao/connection.hpp>
+#include <tao/handlers.hpp>
+#include <tao/options.hpp>
+#include <tao/worker_pool.hpp>
+
+#include "loop.hpp"
+
+namespace tao::detail {
+
+struct CoreConfig {
+  std::string role; // "server" or "client", for names and logs
+  std::size_t io_threads = 1;
+  std::size_t workers = 0;
+  std::size_t read_chunk = 64u << 10;
+  std::shared_ptr<Dispatch> dispatch;
+  std::shared_ptr<const Codec> codec;
+  ConnectionOptions connection;
+};
+
+class Core : public std::enable_shared_from_this<Core> {
+public:
+  explicit Core(CoreConfig cfg);
+  ~Core();
+
+  const std::string role;
+  const ConnectionOptions conn_opts;
+  const std::shared_ptr<const Codec> codec;
+  const std::shared_ptr<Dispatch> dispatch;
+  LoopPool loops;
+  std::unique_ptr<WorkerPool> workers; // null when handlers run on the loops
+  ConcurrentMap<ConnectionId, ConnectionPtr> connections;
+  std::atomic<bool> stopping{false};
+
+  /// Freezes the registry and starts loops and workers.
+  void start_threads();
+  /// Closes every connection gracefully, waits up to close_timeout (then aborts the rest), waits
+  /// for their on_close, then stops workers and loops. Must not run on a loop or worker thread.
+  void shutdown();
+  bool in_own_thread() const noexcept;
+
+  /// A connection exists from creation until its on_close has run.
+  void connection_created() noexcept;
+  void connection_finished() noexcept;
+  std::size_t live_connections() const noexcept { return live_.load(); }
+  /// Waits until no connection is live or the deadline passes; returns true if none is live.
+  bool wait_no_connections(std::chrono::steady_clock::time_point deadline);
+
+private:
+  std::atomic<std::size_t> live_{0};
+  std::mutex live_mutex_;
+  std::condition_variable live_cv_;
+  bool threads_started_ = false;
+  bool threads_stopped_ = false;
+};
+
+} // namespace tao::detail

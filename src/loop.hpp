@@ -1,0 +1,59 @@
+// Event loops: one io_context per thread. A connection lives on one loop for its whole life.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+namespace tao::detail {
+
+namespace asio = boost::asio;
+
+class Loop {
+public:
+  explicit Loop(std::size_t index, std::size_t read_chunk)
+      : index_(index), ctx_(1), scratch_(read_chunk) {}
+
+  asio::io_context& context() noexcept { return ctx_; }
+  std::size_t index() const noexcept { return index_; }
+  bool in_this_thread() const noexcept { return ctx_.get_executor().running_in_this_thread(); }
+  /// The loop's shared read buffer: connections read into it, so an idle one holds none.
+  std::vector<char>& scratch() noexcept { return scratch_; }
+
+  void start();
+  /// Stops the loop and joins its thread, then runs what completions are left (sockets and
+  /// timers are closed by then, so these are only cancellations) so that nothing they own leaks.
+  void stop();
+
+private:
+  std::size_t index_;
+  mutable asio::io_context ctx_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
+  std::thread thread_;
+  std::vector<char> scratch_;
+};
+
+class LoopPool {
+public:
+  LoopPool(std::size_t n, std::size_t read_chunk);
+  void start();
+  void stop();
+  /// Round robin.
+  Loop& next() noexcept {
+    return *loops_[next_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];
+  }
+  Loop& at(std::size_t i) noexcept { return *loops_[i]; }
+  std::size_t size() const noexcept { return loops_.size(); }
+  bool in_loop_thread() const noexcept;
+
+private:
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::atomic<std::size_t> next_{0};
+};
+
+} // namespace tao::detail

@@ -1,0 +1,573 @@
+#include "tcp_connection.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+#include <tao/log.hpp>
+
+namespace tao::detail {
+
+namespace {
+
+constexpr std::size_t min_read_room = 16u << 10;
+constexpr std::size_t keep_write_capacity = 64u << 10;
+
+std::string hex_prefix(const char* data, std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < std::min<std::size_t>(n, 16); ++i)
+    out += fmt::format("{:02x}", static_cast<unsigned char>(data[i]));
+  if (n > 16) out += "...";
+  return out;
+}
+
+} // namespace
+
+TcpConnection::TcpConnection(std::shared_ptr<Core> core, Loop& loop, asio::ip::tcp::socket socket,
+                             ConnectionId id, Endpoint local, Endpoint remote)
+    : Connection(id, fmt::format("{}#{} {}", core->role, id, remote.to_string()), std::move(local),
+                 std::move(remote), core->codec),
+      core_(std::move(core)), loop_(loop), socket_(std::move(socket)), opts_(core_->conn_opts) {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+TcpConnection::~TcpConnection() = default;
+
+// ---------------------------------------------------------------------------------------------
+// Start and callbacks
+
+void TcpConnection::start(std::function<void(bool)> started) {
+  started_ = std::move(started);
+  if (core_->stopping.load()) {
+    // Raced with a stop: never reached on_connect, so no on_close either.
+    set_close_reason(make_error_code(errc::stopped));
+    state_ = State::closed;
+    open_ = false;
+    {
+      std::lock_guard lock(wmutex_);
+      accepting_ = false;
+    }
+    boost::system::error_code ec;
+    socket_.close(ec);
+    if (started_) started_(false);
+    core_->connection_finished();
+    return;
+  }
+  core_->connections.insert(id(), shared_from_this());
+  if (core_->stopping.load()) { // stop() may have iterated the registry before we joined it
+    close();
+  }
+  logger()->debug("{}: connected", name());
+  notify_close_ = true;
+  const auto& d = *core_->dispatch;
+  if (!d.on_connect) {
+    after_connect(true);
+    return;
+  }
+  run_callback(
+      Run::by_default,
+      [](Connection& c) {
+        auto& self = static_cast<TcpConnection&>(c);
+        bool ok = false;
+        try {
+          ok = self.core_->dispatch->on_connect(c);
+        } catch (const std::exception& e) {
+          self.report_error(errc::handler_exception, fmt::format("on_connect threw: {}", e.what()),
+                            true);
+        } catch (...) {
+          self.report_error(errc::handler_exception, "on_connect threw", true);
+        }
+        if (self.loop_.in_this_thread()) {
+          self.after_connect(ok);
+        } else {
+          asio::post(self.loop_.context(), [s = self.self(), ok] { s->after_connect(ok); });
+        }
+      },
+      true);
+}
+
+void TcpConnection::after_connect(bool accepted) {
+  auto started = std::move(started_);
+  started_ = nullptr;
+  if (state_ != State::starting) { // closed meanwhile
+    if (started) started(false);
+    return;
+  }
+  if (!accepted) {
+    logger()->debug("{}: rejected by on_connect", name());
+    if (started) started(false);
+    do_close(CloseMode::abort, make_error_code(errc::rejected));
+    return;
+  }
+  state_ = State::open;
+  if (started) started(true);
+  begin_read();
+}
+
+void TcpConnection::run_callback(Run run, UniqueFunction<void(Connection&)> fn, bool may_inline) {
+  if (core_->dispatch->runs_on_loop(run)) {
+    if (may_inline && loop_.in_this_thread()) {
+      fn(*this);
+    } else {
+      asio::post(loop_.context(), [s = self(), f = std::move(fn)]() mutable { f(*s); });
+    }
+    return;
+  }
+  auto ec = core_->workers->submit(id(), [s = self(), f = std::move(fn)]() mutable { f(*s); });
+  if (ec) logger()->error("{}: worker pool refused a callback: {}", name(), ec.message());
+}
+
+void TcpConnection::report_error(std::error_code ec, std::string text, bool may_inline) {
+  logger()->warn("{}: {}", name(), text);
+  if (!core_->dispatch->on_error) return;
+  run_callback(
+      Run::by_default,
+      [ec, t = std::move(text)](Connection& c) {
+        try {
+          static_cast<TcpConnection&>(c).core_->dispatch->on_error(c, Error{ec, t});
+        } catch (const std::exception& e) {
+          logger()->error("{}: on_error threw: {}", c.name(), e.what());
+        } catch (...) {
+          logger()->error("{}: on_error threw", c.name());
+        }
+      },
+      may_inline);
+}
+
+void TcpConnection::task_done() noexcept {
+  const std::size_t left = pending_.fetch_sub(1) - 1;
+  if (left <= opts_.max_pending_messages / 2 && paused_for_tasks_.load() &&
+      !resume_posted_.exchange(true)) {
+    asio::post(loop_.context(), [s = self()] {
+      s->resume_posted_ = false;
+      s->paused_for_tasks_ = false;
+      s->resume_reading();
+    });
+  }
+  if (left == 0 && close_after_tasks_.load()) {
+    asio::post(loop_.context(), [s = self()] {
+      s->do_close(CloseMode::graceful, make_error_code(errc::closed_by_peer));
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read path
+
+bool TcpConnection::read_blocked() {
+  if (close_requested_.load(std::memory_order_relaxed)) return true;
+  if (queued_.load(std::memory_order_relaxed) >= opts_.pause_reading_at) {
+    paused_for_send_ = true;
+    return true;
+  }
+  if (core_->workers && pending_.load() >= opts_.max_pending_messages) {
+    paused_for_tasks_.store(true);
+    // A worker may have drained past the resume mark before it could see the flag.
+    if (pending_.load() > opts_.max_pending_messages / 2) return true;
+    paused_for_tasks_.store(false);
+  }
+  return false;
+}
+
+void TcpConnection::begin_read() {
+  if (reading_ || state_ != State::open || read_blocked()) return;
+  reading_ = true;
+  socket_.async_wait(asio::socket_base::wait_read,
+                     [s = self()](const boost::system::error_code& ec) { s->on_readable(ec); });
+}
+
+void TcpConnection::resume_reading() {
+  if (state_ != State::open || read_blocked()) return;
+  if (rbeg_ != rend_) {
+    const std::size_t used = parse(rbuf_.get() + rbeg_, rend_ - rbeg_);
+    if (state_ != State::open) return;
+    consume(used);
+  }
+  begin_read();
+}
+
+void TcpConnection::consume(std::size_t n) {
+  rbeg_ += n;
+  if (rbeg_ == rend_) { // an idle connection holds no read buffer
+    rbuf_.reset();
+    rcap_ = rbeg_ = rend_ = 0;
+  }
+}
+
+void TcpConnection::make_read_room() {
+  if (rcap_ - rend_ >= min_read_room) return;
+  const std::size_t len = rend_ - rbeg_;
+  if (rbeg_ > 0 && rcap_ - len >= min_read_room) {
+    std::memmove(rbuf_.get(), rbuf_.get() + rbeg_, len);
+  } else {
+    // Grows with what the peer actually sent, never with what a length field claims.
+    const std::size_t cap = std::max(rcap_ * 2, len + min_read_room);
+    auto fresh = std::make_unique_for_overwrite<char[]>(cap);
+    if (len) std::memcpy(fresh.get(), rbuf_.get() + rbeg_, len);
+    rbuf_ = std::move(fresh);
+    rcap_ = cap;
+  }
+  rbeg_ = 0;
+  rend_ = len;
+}
+
+void TcpConnection::keep_leftover(const char* data, std::size_t n) {
+  // Only called when rbuf_ is empty: the rest of a frame (or frames held back by backpressure).
+  rcap_ = n + min_read_room;
+  rbuf_ = std::make_unique_for_overwrite<char[]>(rcap_);
+  std::memcpy(rbuf_.get(), data, n);
+  rbeg_ = 0;
+  rend_ = n;
+}
+
+void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
+  reading_ = false;
+  if (state_ != State::open) return;
+  if (wait_ec) {
+    if (wait_ec != asio::error::operation_aborted) fail(wait_ec, "read: " + wait_ec.message());
+    return;
+  }
+  // A few reads per wake-up at most, so one busy peer cannot starve the loop's others.
+  for (int round = 0; round < 4 && !read_blocked(); ++round) {
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    std::size_t room = 0;
+    if (rbeg_ == rend_) {
+      auto& scratch = loop_.scratch();
+      room = scratch.size();
+      n = socket_.read_some(asio::buffer(scratch.data(), room), ec);
+      if (!ec) {
+        const std::size_t used = parse(scratch.data(), n);
+        if (state_ != State::open) return;
+        if (used < n) keep_leftover(scratch.data() + used, n - used);
+      }
+    } else {
+      make_read_room();
+      room = rcap_ - rend_;
+      n = socket_.read_some(asio::buffer(rbuf_.get() + rend_, room), ec);
+      if (!ec) {
+        rend_ += n;
+        const std::size_t used = parse(rbuf_.get() + rbeg_, rend_ - rbeg_);
+        if (state_ != State::open) return;
+        consume(used);
+      }
+    }
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec == asio::error::eof) {
+      on_peer_eof();
+      return;
+    }
+    if (ec) {
+      fail(ec, "read: " + ec.message());
+      return;
+    }
+    if (n < room) break; // drained the socket
+  }
+  begin_read();
+}
+
+void TcpConnection::on_peer_eof() {
+  if (rbeg_ != rend_) {
+    fail(make_error_code(errc::truncated_frame),
+         fmt::format("peer closed the connection in the middle of a frame ({} bytes: {})",
+                     rend_ - rbeg_, hex_prefix(rbuf_.get() + rbeg_, rend_ - rbeg_)));
+    return;
+  }
+  logger()->debug("{}: peer closed its side", name());
+  // Let the handlers of what the peer sent finish (their replies are sent), then close.
+  close_after_tasks_.store(true);
+  close_requested_.store(true);
+  if (pending_.load() == 0) do_close(CloseMode::graceful, make_error_code(errc::closed_by_peer));
+}
+
+std::size_t TcpConnection::parse(const char* data, std::size_t n) {
+  const Codec& c = *core_->codec;
+  std::size_t off = 0;
+  while (off < n && !read_blocked()) {
+    Frame f;
+    const DecodeResult r = c.decode(ByteView(data + off, n - off), f);
+    if (r.status == DecodeResult::need_more) break;
+    if (r.status == DecodeResult::invalid) {
+      fail(r.error, fmt::format("protocol error: {} (frame starts {})", r.error.message(),
+                                hex_prefix(data + off, n - off)));
+      return off;
+    }
+    off += r.consumed;
+    if (!dispatch_frame(f) || state_ != State::open) return off;
+  }
+  return off;
+}
+
+bool TcpConnection::dispatch_frame(const Frame& f) {
+  const Dispatch& d = *core_->dispatch;
+  const HandlerEntry* e = d.find(f.type);
+  if (!e) {
+    if (f.type == heartbeat_type) {
+      // Built-in heartbeat: checked and absorbed; user handlers never see it.
+      if (!Heartbeat::decode(f.payload)) {
+        fail(make_error_code(errc::bad_heartbeat),
+             fmt::format("heartbeat payload of {} bytes, need 8", f.payload.size()));
+        return false;
+      }
+      return true;
+    }
+    if (!d.on_message) {
+      report_error(make_error_code(errc::unknown_message_type),
+                   fmt::format("no handler for message type {}; {}-byte frame discarded", f.type,
+                               f.payload.size()),
+                   true);
+      return true;
+    }
+    if (d.runs_on_loop(Run::by_default)) {
+      try {
+        d.on_message(*this, f);
+      } catch (const std::exception& ex) {
+        handler_threw(ex.what());
+        return false;
+      } catch (...) {
+        handler_threw("non-standard exception");
+        return false;
+      }
+    } else {
+      submit_task([type = f.type, copy = f.payload.str()](Connection& conn) {
+        static_cast<TcpConnection&>(conn).core_->dispatch->on_message(conn,
+                                                                      Frame{type, ByteView(copy)});
+      });
+    }
+    return true;
+  }
+
+  const bool now = d.runs_on_loop(e->run);
+  Task later;
+  bool decoded = false;
+  try {
+    decoded = e->dispatch(*this, f.payload, now, later);
+  } catch (const std::exception& ex) {
+    handler_threw(ex.what());
+    return false;
+  } catch (...) {
+    handler_threw("non-standard exception");
+    return false;
+  }
+  if (!decoded) {
+    fail(make_error_code(errc::decode_failed),
+         fmt::format("message type {} failed to decode ({} bytes: {})", f.type, f.payload.size(),
+                     hex_prefix(f.payload.data(), f.payload.size())));
+    return false;
+  }
+  if (!now) submit_task(std::move(later));
+  return true;
+}
+
+void TcpConnection::submit_task(Task task) {
+  pending_.fetch_add(1);
+  auto ec = core_->workers->submit(id(), [s = self(), t = std::move(task)]() mutable {
+    try {
+      t(*s);
+    } catch (const std::exception& ex) {
+      s->handler_threw(ex.what());
+    } catch (...) {
+      s->handler_threw("non-standard exception");
+    }
+    t = nullptr;
+    s->task_done();
+  });
+  if (ec) {
+    pending_.fetch_sub(1);
+    logger()->error("{}: worker pool refused a message: {}", name(), ec.message());
+  }
+}
+
+void TcpConnection::handler_threw(const std::string& what) {
+  // Runs where the handler ran; the error is reported there, the close goes through the loop.
+  report_error(make_error_code(errc::handler_exception), fmt::format("handler threw: {}", what),
+               true);
+  set_close_reason(make_error_code(errc::handler_exception));
+  close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write path
+
+std::error_code TcpConnection::write_encoded(ByteView frames) {
+  bool post = false;
+  bool full = false;
+  {
+    std::lock_guard lock(wmutex_);
+    if (!accepting_) return errc::connection_closed;
+    if (queued_.load(std::memory_order_relaxed) >= opts_.send_high_water) {
+      full = true;
+    } else {
+      wpending_.insert(wpending_.end(), frames.begin(), frames.end());
+      queued_.fetch_add(frames.size(), std::memory_order_relaxed);
+      post = !flush_active_;
+      flush_active_ = true;
+    }
+  }
+  if (full) {
+    on_send_queue_full();
+    return errc::send_queue_full;
+  }
+  if (post) asio::post(loop_.context(), [s = self()] { s->flush(); });
+  return {};
+}
+
+void TcpConnection::on_send_queue_full() {
+  // Reported once per episode (until the queue drains), not once per refused write.
+  if (!full_reported_.exchange(true)) {
+    report_error(make_error_code(errc::send_queue_full),
+                 fmt::format("send queue full ({} bytes queued, high-water mark {}); the peer is "
+                             "not reading fast enough",
+                             queued_.load(), opts_.send_high_water),
+                 false);
+  }
+  if (opts_.close_when_send_queue_full) {
+    set_close_reason(make_error_code(errc::send_queue_full));
+    abort();
+  }
+}
+
+void TcpConnection::flush() {
+  if (writing_) return;
+  {
+    std::lock_guard lock(wmutex_);
+    if (wpending_.empty() || state_ == State::closed) {
+      flush_active_ = false;
+      return;
+    }
+    wsending_.swap(wpending_);
+  }
+  writing_ = true;
+  asio::async_write(
+      socket_, asio::buffer(wsending_),
+      [s = self()](const boost::system::error_code& ec, std::size_t n) { s->on_written(ec, n); });
+}
+
+void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t) {
+  writing_ = false;
+  queued_.fetch_sub(wsending_.size(), std::memory_order_relaxed);
+  wsending_.clear();
+  if (wsending_.capacity() > keep_write_capacity) std::vector<char>().swap(wsending_);
+  if (state_ == State::closed) return;
+  if (ec) {
+    fail(ec, "write: " + ec.message());
+    return;
+  }
+  if (queued_.load(std::memory_order_relaxed) <= opts_.resume_reading_at) {
+    full_reported_.store(false);
+    if (paused_for_send_) {
+      paused_for_send_ = false;
+      resume_reading();
+    }
+  }
+  flush();
+  if (state_ == State::closing && !writing_) finish_close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Close
+
+void TcpConnection::close() {
+  close_requested_.store(true);
+  {
+    std::lock_guard lock(wmutex_);
+    accepting_ = false; // writes after close() are refused at once, from any thread
+  }
+  open_.store(false, std::memory_order_release);
+  asio::post(loop_.context(), [s = self()] {
+    s->do_close(CloseMode::graceful, make_error_code(errc::closed_locally));
+  });
+}
+
+void TcpConnection::abort() {
+  close_requested_.store(true);
+  {
+    std::lock_guard lock(wmutex_);
+    accepting_ = false;
+  }
+  open_.store(false, std::memory_order_release);
+  asio::post(loop_.context(), [s = self()] {
+    s->do_close(CloseMode::abort, make_error_code(errc::closed_locally));
+  });
+}
+
+void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
+  if (state_ == State::closed) return;
+  if (state_ == State::closing && mode == CloseMode::graceful) return;
+  set_close_reason(reason);
+  open_.store(false, std::memory_order_release);
+  close_requested_.store(true);
+  bool has_output = writing_;
+  {
+    std::lock_guard lock(wmutex_);
+    accepting_ = false;
+    has_output = has_output || flush_active_ || !wpending_.empty();
+  }
+  if (mode == CloseMode::graceful && has_output) {
+    state_ = State::closing;
+    close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), opts_.close_timeout);
+    close_timer_->async_wait([s = self()](const boost::system::error_code& ec) {
+      if (ec || s->state_ != State::closing) return;
+      s->report_error(make_error_code(errc::close_timeout),
+                      fmt::format("close: {} queued bytes not sent within the close timeout",
+                                  s->queued_.load()),
+                      true);
+      s->finish_close();
+    });
+    return;
+  }
+  finish_close();
+}
+
+void TcpConnection::finish_close() {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  open_.store(false, std::memory_order_release);
+  close_requested_.store(true);
+  {
+    std::lock_guard lock(wmutex_);
+    accepting_ = false;
+    queued_.fetch_sub(wpending_.size(), std::memory_order_relaxed);
+    std::vector<char>().swap(wpending_);
+  }
+  if (close_timer_) close_timer_->cancel();
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.close(ignored);
+  rbuf_.reset();
+  rcap_ = rbeg_ = rend_ = 0;
+  core_->connections.erase(id());
+  logger()->debug("{}: closed ({})", name(), close_reason().message());
+  if (!notify_close_) {
+    core_->connection_finished();
+    return;
+  }
+  run_callback(
+      Run::by_default,
+      [](Connection& c) {
+        auto& self = static_cast<TcpConnection&>(c);
+        if (const auto& cb = self.core_->dispatch->on_close) {
+          try {
+            cb(c);
+          } catch (const std::exception& e) {
+            logger()->error("{}: on_close threw: {}", c.name(), e.what());
+          } catch (...) {
+            logger()->error("{}: on_close threw", c.name());
+          }
+        }
+        self.core_->connection_finished();
+      },
+      true);
+}
+
+void TcpConnection::fail(std::error_code ec, const std::string& text) {
+  report_error(ec, text, true);
+  do_close(CloseMode::abort, ec);
+}
+
+} // namespace tao::detail

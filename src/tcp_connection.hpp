@@ -1,0 +1,113 @@
+// The connection over a TCP socket. Reads, decoding, buffers and timers are touched only on its
+// loop, so the read path takes no locks; write() from any thread appends to a locked queue.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <tao/connection.hpp>
+
+#include "core.hpp"
+
+namespace tao::detail {
+
+class TcpConnection final : public Connection {
+public:
+  TcpConnection(std::shared_ptr<Core> core, Loop& loop, asio::ip::tcp::socket socket,
+                ConnectionId id, Endpoint local, Endpoint remote);
+  ~TcpConnection() override;
+
+  /// Registers the connection, runs on_connect, then starts reading. `started(ok)` is called
+  /// (on the loop) once on_connect has answered. Call on the connection's loop.
+  void start(std::function<void(bool)> started = {});
+
+  std::error_code write_encoded(ByteView frames) override;
+  void close() override;
+  void abort() override;
+  bool is_open() const noexcept override { return open_.load(std::memory_order_acquire); }
+  std::size_t queued_bytes() const noexcept override {
+    return queued_.load(std::memory_order_relaxed);
+  }
+  std::size_t pending_tasks() const noexcept override {
+    return pending_.load(std::memory_order_relaxed);
+  }
+
+private:
+  enum class State { starting, open, closing, closed };
+  enum class CloseMode { graceful, abort };
+
+  std::shared_ptr<TcpConnection> self() {
+    return std::static_pointer_cast<TcpConnection>(shared_from_this());
+  }
+
+  // Loop thread only.
+  void after_connect(bool accepted);
+  void begin_read();
+  void on_readable(const boost::system::error_code& ec);
+  void on_peer_eof();
+  void consume(std::size_t n);
+  void make_read_room();
+  std::size_t parse(const char* data, std::size_t n);
+  bool dispatch_frame(const Frame& f);
+  bool read_blocked();
+  void resume_reading();
+  void keep_leftover(const char* data, std::size_t n);
+  void flush();
+  void on_written(const boost::system::error_code& ec, std::size_t n);
+  void do_close(CloseMode mode, std::error_code reason);
+  void finish_close();
+  void fail(std::error_code ec, const std::string& text);
+  void submit_task(Task task);
+
+  // Any thread.
+  /// Runs fn where this connection's callbacks run for placement `run`: inline when that is this
+  /// loop and `may_inline`, else posted to the loop or submitted to the connection's worker.
+  void run_callback(Run run, UniqueFunction<void(Connection&)> fn, bool may_inline);
+  void report_error(std::error_code ec, std::string text, bool may_inline);
+  void task_done() noexcept;
+  void handler_threw(const std::string& what);
+  void on_send_queue_full();
+
+  const std::shared_ptr<Core> core_;
+  Loop& loop_;
+  asio::ip::tcp::socket socket_;
+  const ConnectionOptions& opts_;
+
+  // Loop thread only.
+  State state_ = State::starting;
+  bool reading_ = false; // an async wait for readability is pending
+  bool paused_for_send_ = false;
+  bool writing_ = false;
+  bool notify_close_ = false; // on_connect was reached, so on_close is owed
+  std::function<void(bool)> started_;
+  std::unique_ptr<char[]> rbuf_; // bytes not yet parsed (null when idle: no read buffer held)
+  std::size_t rcap_ = 0;
+  std::size_t rbeg_ = 0; // rbuf_[rbeg_, rend_) is unparsed
+  std::size_t rend_ = 0;
+  std::vector<char> wsending_; // bytes handed to the kernel by the current write
+  std::unique_ptr<asio::steady_timer> close_timer_;
+
+  // Shared with writers on other threads.
+  std::mutex wmutex_;
+  std::vector<char> wpending_; // guarded by wmutex_
+  bool accepting_ = true;      // guarded by wmutex_
+  bool flush_active_ = false;  // guarded by wmutex_: a flush is posted or a write is in flight
+  std::atomic<std::size_t> queued_{0};
+  std::atomic<bool> open_{true};
+  std::atomic<bool> close_requested_{false};
+  std::atomic<bool> full_reported_{false};
+
+  // Shared with workers.
+  std::atomic<std::size_t> pending_{0};
+  std::atomic<bool> paused_for_tasks_{false};
+  std::atomic<bool> resume_posted_{false};
+  std::atomic<bool> close_after_tasks_{false}; // the peer sent EOF: close once tasks have run
+};
+
+} // namespace tao::detail
