@@ -109,6 +109,7 @@ public:
       if (!started || stopped) return;
     }
     std::promise<void> closed;
+    auto closed_future = closed.get_future();
     asio::post(acceptor_loop().context(), [this, &closed] {
       boost::system::error_code ignored;
       acceptor->close(ignored);
@@ -116,7 +117,7 @@ public:
       if (signals) signals->cancel(ignored);
       closed.set_value();
     });
-    closed.get_future().wait();
+    closed_future.wait();
     core->shutdown();
     acceptor.reset();
     backoff.reset();
@@ -206,6 +207,7 @@ int Server::run() {
 int Server::run_until_signal() {
   if (!running()) start();
   std::promise<void> armed;
+  auto armed_future = armed.get_future();
   asio::post(core_->acceptor_loop().context(), [c = core_, &armed] {
     c->signals = std::make_unique<asio::signal_set>(c->acceptor_loop().context(), SIGINT, SIGTERM);
     c->signals->async_wait([c](const boost::system::error_code& ec, int sig) {
@@ -215,7 +217,7 @@ int Server::run_until_signal() {
     });
     armed.set_value();
   });
-  armed.get_future().wait();
+  armed_future.wait();
   wait();
   return 0;
 }

@@ -28,8 +28,8 @@ std::string hex_prefix(const char* data, std::size_t n) {
 
 TcpConnection::TcpConnection(std::shared_ptr<Core> core, Loop& loop, asio::ip::tcp::socket socket,
                              ConnectionId id, Endpoint local, Endpoint remote)
-    : Connection(id, fmt::format("{}#{} {}", core->role, id, remote.to_string()), std::move(local),
-                 std::move(remote), core->codec),
+    : Connection(id, fmt::format("{}#{} {}", core->role, id, remote.to_string()), local, remote,
+                 core->codec),
       core_(std::move(core)), loop_(loop), socket_(std::move(socket)), opts_(core_->conn_opts) {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: install what is missing, then for each preset build and run ctest.
+# Presets: release, asan-ubsan (AddressSanitizer + UBSan), tsan (ThreadSanitizer).
+# Usage: scripts/test.sh [preset ...]   (default: all three). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+presets=("$@")
+[ ${#presets[@]} -gt 0 ] || presets=(release asan-ubsan tsan)
+for p in "${presets[@]}"; do
+  echo "=== preset $p: configure and build"
+  start=$(date +%s)
+  cmake --preset "$p" >/dev/null
+  cmake --build --preset "$p"
+  echo "=== preset $p: test"
+  ctest --preset "$p"
+  echo "=== preset $p: done in $(( $(date +%s) - start )) s"
+done

@@ -1,0 +1,450 @@
+// Servers and clients over real sockets on 127.0.0.1: the basics of issue 2.
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using test::RawPeer;
+using test::Seq;
+using test::Text;
+
+/// An echo server for Text (and Seq) on an ephemeral port.
+struct EchoServer {
+  explicit EchoServer(tao::ServerOptions o = test::local_server()) : server(std::move(o)) {
+    server.handle<Text>([](tao::Connection& c, const Text& m) { c.write(m); });
+    server.handle<Seq>([](tao::Connection& c, const Seq& m) { c.write(m); });
+  }
+  tao::Server server;
+};
+
+TEST(Server, PortZeroPicksAFreePortAndReportsIt) {
+  EchoServer s;
+  s.server.start();
+  EXPECT_NE(s.server.port(), 0);
+  EXPECT_EQ(s.server.local_endpoint().address, "127.0.0.1");
+  EXPECT_TRUE(s.server.running());
+  s.server.stop();
+  EXPECT_FALSE(s.server.running());
+}
+
+TEST(Server, ListensOnIPv6Loopback) {
+  auto o = test::local_server();
+  o.host = "::1";
+  EchoServer s(o);
+  try {
+    s.server.start();
+  } catch (const std::system_error& e) {
+    GTEST_SKIP() << "no IPv6 loopback on this machine: " << e.what();
+  }
+  tao::ClientOptions co = test::local_client(s.server.port());
+  co.host = "::1";
+  tao::Client c(co);
+  std::promise<std::string> got;
+  c.handle<Text>([&](tao::Connection&, const Text& m) { got.set_value(m.text); });
+  ASSERT_FALSE(c.connect());
+  EXPECT_EQ(c.connection()->remote_endpoint().address, "::1");
+  c.write(Text{"v6"});
+  auto f = got.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), "v6");
+}
+
+TEST(Server, BindFailureThrowsWithTheAddress) {
+  EchoServer a;
+  a.server.start();
+  auto o = test::local_server();
+  o.port = a.server.port();
+  tao::Server b(o);
+  try {
+    b.start();
+    FAIL() << "second bind should fail";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(a.server.port())), std::string::npos);
+  }
+}
+
+TEST(Server, RegisteringATypeTwiceIsASetupError) {
+  tao::Server s(test::local_server());
+  s.handle<Text>([](tao::Connection&, const Text&) {});
+  EXPECT_THROW(s.handle<Text>([](tao::Connection&, const Text&) {}), std::logic_error);
+  s.start();
+  EXPECT_THROW(s.handle<Seq>([](tao::Connection&, const Seq&) {}), std::logic_error);
+}
+
+TEST(ClientServer, RoundTripWithTypedMessages) {
+  for (std::size_t workers : {0u, 2u}) {
+    SCOPED_TRACE(workers);
+    EchoServer s(test::local_server(workers));
+    s.server.start();
+    tao::Client c(test::local_client(s.server.port()));
+    std::promise<std::string> got;
+    c.handle<Text>([&](tao::Connection&, const Text& m) { got.set_value(m.text); });
+    ASSERT_FALSE(c.connect());
+    ASSERT_FALSE(c.write(Text{"hello, world"}));
+    auto f = got.get_future();
+    ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+    EXPECT_EQ(f.get(), "hello, world");
+  }
+}
+
+TEST(ClientServer, GoldenEchoFrameIsEchoedByteForByte) {
+  EchoServer s;
+  s.server.start();
+  RawPeer p(s.server.port());
+  const std::string hello = test::from_hex("010000000c00000068656c6c6f2c20776f726c64");
+  p.send(hello);
+  EXPECT_EQ(p.read_exact(hello.size()), hello);
+}
+
+TEST(ClientServer, TenThousandMessagesArriveCompleteAndInOrder) {
+  for (std::size_t workers : {0u, 3u}) {
+    SCOPED_TRACE(workers);
+    EchoServer s(test::local_server(workers));
+    s.server.start();
+    tao::Client c(test::local_client(s.server.port()));
+    std::vector<std::int64_t> got;
+    std::mutex m;
+    c.handle<Seq>([&](tao::Connection&, const Seq& q) {
+      std::lock_guard l(m);
+      got.push_back(q.n);
+    });
+    ASSERT_FALSE(c.connect());
+    constexpr int n = 10000;
+    for (int i = 0; i < n; ++i) {
+      // The queue bound may push back on a burst; retry rather than lose the message.
+      std::error_code ec;
+      while ((ec = c.write(Seq{1, i})) == tao::errc::send_queue_full)
+        std::this_thread::sleep_for(1ms);
+      ASSERT_FALSE(ec);
+    }
+    ASSERT_TRUE(test::eventually(
+        [&] {
+          std::lock_guard l(m);
+          return got.size() == n;
+        },
+        20s));
+    for (int i = 0; i < n; ++i)
+      ASSERT_EQ(got[i], i);
+  }
+}
+
+TEST(ClientServer, TwoHundredConcurrentClientsEachExchangeAHundredMessages) {
+  EchoServer s(test::local_server(2));
+  s.server.start();
+  constexpr int clients = 200, per_client = 100;
+  std::atomic<int> ok_clients{0};
+  std::vector<std::thread> threads;
+  // 8 threads drive 25 clients each, so the test does not need 200 threads.
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      std::vector<std::unique_ptr<RawPeer>> peers;
+      for (int i = 0; i < clients / 8; ++i)
+        peers.push_back(std::make_unique<RawPeer>(s.server.port()));
+      for (int k = 0; k < per_client; ++k)
+        for (std::size_t i = 0; i < peers.size(); ++i) {
+          tao::Buffer b;
+          tao::TlvCodec().encode(
+              2,
+              [&](tao::Buffer& o) {
+                Seq{t, k}.encode(o);
+              },
+              b);
+          peers[i]->send(b.view().view());
+        }
+      for (auto& p : peers) {
+        bool all = true;
+        for (int k = 0; k < per_client; ++k) {
+          auto f = p->read_frame(10s);
+          if (!f || f->first != 2 || Seq::decode(tao::ByteView(f->second))->n != k) {
+            all = false;
+            break;
+          }
+        }
+        if (all) ++ok_clients;
+      }
+    });
+  for (auto& th : threads)
+    th.join();
+  EXPECT_EQ(ok_clients, clients);
+}
+
+TEST(ClientServer, AFrameWrittenOneByteAtATimeIsReassembled) {
+  EchoServer s;
+  s.server.start();
+  RawPeer p(s.server.port());
+  const std::string f = test::frame(1, "byte by byte");
+  for (char ch : f) {
+    p.send(std::string_view(&ch, 1));
+    std::this_thread::sleep_for(1ms);
+  }
+  auto got = p.read_frame();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->second, "byte by byte");
+}
+
+TEST(ClientServer, AHundredFramesInOneWriteAreAllHandledInOrder) {
+  EchoServer s;
+  s.server.start();
+  RawPeer p(s.server.port());
+  std::string all;
+  for (int i = 0; i < 100; ++i)
+    all += test::frame(1, "m" + std::to_string(i));
+  p.send(all);
+  for (int i = 0; i < 100; ++i) {
+    auto got = p.read_frame();
+    ASSERT_TRUE(got) << i;
+    EXPECT_EQ(got->second, "m" + std::to_string(i));
+  }
+}
+
+TEST(ClientServer, ZeroLengthPayload) {
+  EchoServer s;
+  s.server.start();
+  RawPeer p(s.server.port());
+  p.send(test::from_hex("0100000000000000"));
+  EXPECT_EQ(p.read_exact(8), test::from_hex("0100000000000000"));
+
+  tao::Client c(test::local_client(s.server.port()));
+  std::promise<std::string> got;
+  c.handle<Text>([&](tao::Connection&, const Text& m) { got.set_value(m.text); });
+  ASSERT_FALSE(c.connect());
+  c.write(Text{""});
+  auto f = got.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), "");
+}
+
+TEST(ClientServer, RawFramesCanBeWrittenAndHandled) {
+  tao::Server s(test::local_server());
+  s.handle_raw(42, [](tao::Connection& c, const tao::Frame& f) {
+    c.write_raw(43, tao::ByteView(f.payload.str() + "!"));
+  });
+  s.start();
+  tao::Client c(test::local_client(s.port()));
+  std::promise<std::string> got;
+  c.handle_raw(43, [&](tao::Connection&, const tao::Frame& f) { got.set_value(f.payload.str()); });
+  ASSERT_FALSE(c.connect());
+  ASSERT_FALSE(c.write(tao::RawMessage{42, "raw"}));
+  auto f = got.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), "raw!");
+}
+
+TEST(Connection, IdsNamesEndpointsAndContext) {
+  tao::Server s(test::local_server());
+  std::promise<tao::ConnectionPtr> accepted;
+  s.on_connect([&](tao::Connection& c) {
+    c.set_context("user", std::string("alice"));
+    accepted.set_value(c.shared_from_this());
+    return true;
+  });
+  s.start();
+  tao::Client c1(test::local_client(s.port()));
+  ASSERT_FALSE(c1.connect());
+  auto f = accepted.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  auto conn = f.get();
+  EXPECT_EQ(conn->context_as<std::string>("user"), "alice");
+  EXPECT_FALSE(conn->context_as<int>("user"));
+  EXPECT_FALSE(conn->context("nothing").has_value());
+  EXPECT_TRUE(conn->erase_context("user"));
+  EXPECT_EQ(conn->remote_endpoint().address, "127.0.0.1");
+  EXPECT_EQ(conn->remote_endpoint().port, c1.connection()->local_endpoint().port);
+  EXPECT_EQ(conn->local_endpoint().port, s.port());
+  EXPECT_NE(conn->name().find("server#"), std::string::npos);
+  EXPECT_EQ(s.connection(conn->id()), conn);
+  EXPECT_EQ(s.connection_count(), 1u);
+  EXPECT_GT(c1.connection()->id(), 0u);
+  EXPECT_NE(c1.connection()->id(), conn->id());
+}
+
+TEST(Connection, OnConnectCanRejectAndOnCloseStillRunsOnce) {
+  tao::Server s(test::local_server());
+  std::atomic<int> closes{0};
+  s.on_connect([](tao::Connection&) { return false; });
+  s.on_close([&](tao::Connection& c) {
+    EXPECT_EQ(c.close_reason(), tao::errc::rejected);
+    ++closes;
+  });
+  s.start();
+  RawPeer p(s.port());
+  EXPECT_TRUE(p.closed_by_peer());
+  EXPECT_TRUE(test::eventually([&] { return closes == 1; }));
+  EXPECT_EQ(s.connection_count(), 0u);
+}
+
+TEST(Connection, OnCloseExactlyOnceWhenClosedFromManyThreadsWhileThePeerResets) {
+  for (int round = 0; round < 20; ++round) {
+    tao::Server s(test::local_server(2));
+    std::atomic<int> closes{0};
+    std::promise<tao::ConnectionPtr> accepted;
+    s.on_connect([&](tao::Connection& c) {
+      accepted.set_value(c.shared_from_this());
+      return true;
+    });
+    s.on_close([&](tao::Connection&) { ++closes; });
+    s.start();
+    auto p = std::make_unique<RawPeer>(s.port());
+    auto conn = accepted.get_future().get();
+    std::vector<std::thread> closers;
+    for (int t = 0; t < 4; ++t)
+      closers.emplace_back([&, t] {
+        for (int i = 0; i < 10; ++i) {
+          conn->write(Text{"x"});
+          if (t % 2)
+            conn->close();
+          else
+            conn->abort();
+        }
+      });
+    p->reset();
+    for (auto& th : closers)
+      th.join();
+    ASSERT_TRUE(test::eventually([&] { return closes >= 1 && s.connection_count() == 0; }));
+    std::this_thread::sleep_for(20ms);
+    s.stop();
+    EXPECT_EQ(closes, 1) << "round " << round;
+  }
+}
+
+TEST(Connection, WriteAfterCloseReturnsAnErrorAndNeverCrashes) {
+  EchoServer s;
+  s.server.start();
+  tao::Client c(test::local_client(s.server.port()));
+  ASSERT_FALSE(c.connect());
+  auto conn = c.connection();
+  conn->close();
+  EXPECT_EQ(conn->write(Text{"late"}), tao::errc::connection_closed);
+  EXPECT_FALSE(conn->is_open());
+  EXPECT_TRUE(c.wait_closed(5s));
+  EXPECT_EQ(conn->write(Text{"later"}), tao::errc::connection_closed);
+  EXPECT_EQ(c.write(Text{"via client"}), tao::errc::not_connected);
+  EXPECT_EQ(conn->close_reason(), tao::errc::closed_locally);
+}
+
+TEST(Client, ConnectToAClosedPortFails) {
+  std::uint16_t port;
+  {
+    tao::Server s(test::local_server());
+    s.start();
+    port = s.port();
+  }
+  tao::Client c(test::local_client(port));
+  auto ec = c.connect();
+  EXPECT_TRUE(ec);
+  EXPECT_EQ(c.write(Text{"x"}), tao::errc::not_connected);
+}
+
+TEST(Client, ServerClosingTheConnectionRunsOnClose) {
+  tao::Server s(test::local_server());
+  s.handle<Text>([](tao::Connection& c, const Text&) { c.close(); });
+  s.start();
+  tao::Client c(test::local_client(s.port()));
+  std::atomic<int> closes{0};
+  c.on_close([&](tao::Connection& conn) {
+    EXPECT_EQ(conn.close_reason(), tao::errc::closed_by_peer);
+    ++closes;
+  });
+  ASSERT_FALSE(c.connect());
+  c.write(Text{"bye"});
+  EXPECT_TRUE(c.wait_closed(5s));
+  EXPECT_EQ(closes, 1);
+  EXPECT_FALSE(c.connected());
+}
+
+TEST(Server, UnicastBroadcastLookupAndCount) {
+  tao::Server s(test::local_server(2));
+  s.start();
+  constexpr int n = 5;
+  std::vector<std::unique_ptr<RawPeer>> peers;
+  for (int i = 0; i < n; ++i)
+    peers.push_back(std::make_unique<RawPeer>(s.port()));
+  ASSERT_TRUE(test::eventually([&] { return s.connection_count() == n; }));
+  EXPECT_EQ(s.broadcast(Text{"all"}), static_cast<std::size_t>(n));
+  for (auto& p : peers)
+    EXPECT_EQ(p->read_frame()->second, "all");
+
+  std::vector<tao::ConnectionId> ids;
+  s.for_each_connection([&](const tao::ConnectionPtr& c) { ids.push_back(c->id()); });
+  ASSERT_EQ(ids.size(), static_cast<std::size_t>(n));
+  EXPECT_FALSE(s.unicast(ids[0], Text{"one"}));
+  EXPECT_EQ(s.unicast(999999999, Text{"nobody"}), tao::errc::connection_not_found);
+  int got_one = 0;
+  for (auto& p : peers)
+    if (auto f = p->read_frame(200ms)) got_one += f->second == "one";
+  EXPECT_EQ(got_one, 1);
+}
+
+TEST(Server, MaxConnectionsRefusesTheRestAndCountsThem) {
+  auto o = test::local_server();
+  o.max_connections = 3;
+  EchoServer s(o);
+  s.server.start();
+  std::vector<std::unique_ptr<RawPeer>> peers;
+  for (int i = 0; i < 3; ++i)
+    peers.push_back(std::make_unique<RawPeer>(s.server.port()));
+  ASSERT_TRUE(test::eventually([&] { return s.server.connection_count() == 3; }));
+  RawPeer extra(s.server.port());
+  EXPECT_TRUE(extra.closed_by_peer());
+  EXPECT_EQ(s.server.refused_connections(), 1u);
+  // The admitted ones keep working; once one leaves, a new one is admitted.
+  peers[0]->send(test::frame(1, "still here"));
+  EXPECT_EQ(peers[0]->read_frame()->second, "still here");
+  peers[1]->close();
+  ASSERT_TRUE(test::eventually([&] { return s.server.connection_count() == 2; }));
+  RawPeer later(s.server.port());
+  later.send(test::frame(1, "admitted"));
+  auto f = later.read_frame();
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->second, "admitted");
+}
+
+TEST(Server, StopDeliversPendingWritesBeforeClosing) {
+  tao::Server s(test::local_server(2));
+  constexpr int n = 2000;
+  const std::string kib(1024, 'k');
+  s.handle<Text>([&](tao::Connection& c, const Text&) {
+    for (int i = 0; i < n; ++i)
+      ASSERT_FALSE(c.write(Text{std::to_string(i) + kib}));
+  });
+  std::atomic<int> closes{0};
+  s.on_close([&](tao::Connection&) { ++closes; });
+  s.start();
+  RawPeer p(s.port());
+  p.send(test::frame(1, "go"));
+  // 2 MiB is queued for a peer that is not reading yet; stop() must still deliver all of it.
+  ASSERT_TRUE(test::eventually([&] { return s.connection_count() == 1; }));
+  std::this_thread::sleep_for(100ms);
+  std::thread stopper([&] { s.stop(); });
+  std::this_thread::sleep_for(100ms);
+  int got = 0;
+  for (; got < n; ++got) {
+    auto f = p.read_frame();
+    if (!f || f->second != std::to_string(got) + kib) break;
+  }
+  EXPECT_EQ(got, n);
+  EXPECT_TRUE(p.closed_by_peer());
+  stopper.join();
+  EXPECT_EQ(closes, 1);
+}
+
+TEST(Server, StopFromAHandlerCompletesInWait) {
+  tao::Server s(test::local_server(1));
+  s.handle<Text>([&](tao::Connection&, const Text&) { s.stop(); });
+  s.start();
+  RawPeer p(s.port());
+  p.send(test::frame(1, "stop"));
+  s.wait(); // returns once the stop requested from the handler is complete
+  EXPECT_FALSE(s.running());
+  EXPECT_TRUE(p.closed_by_peer());
+}
+
+} // namespace
