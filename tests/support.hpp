@@ -71,6 +71,12 @@ public:
   RawPeer& operator=(const RawPeer&) = delete;
 
   int fd() const { return fd_; }
+  std::uint16_t local_port() const {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    return ntohs(a.sin_port);
+  }
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;

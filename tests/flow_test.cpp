@@ -1,0 +1,286 @@
+// Issue 3: worker pool ordering, isolation between connections, backpressure, slow readers and
+// the chat server's broadcast.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using test::RawPeer;
+using test::Seq;
+using test::Text;
+
+std::string seq_frame(std::int32_t sender, std::int64_t n) {
+  return test::frame(Seq::type, [&] {
+    tao::Buffer b;
+    Seq{sender, n}.encode(b);
+    return b.str();
+  }());
+}
+
+TEST(Workers, EachConnectionsMessagesStayInOrderWithEightWorkers) {
+  tao::Server s(test::local_server(8));
+  std::mutex m;
+  std::map<tao::ConnectionId, std::int64_t> last;
+  std::atomic<int> out_of_order{0}, handled{0};
+  s.handle<Seq>([&](tao::Connection& c, const Seq& q) {
+    {
+      std::lock_guard l(m);
+      auto [it, fresh] = last.try_emplace(c.id(), -1);
+      if (q.n != it->second + 1) ++out_of_order;
+      it->second = q.n;
+    }
+    ++handled;
+    c.write(q);
+  });
+  s.start();
+  constexpr int conns = 100, per_conn = 100;
+  std::vector<std::unique_ptr<RawPeer>> peers;
+  for (int i = 0; i < conns; ++i)
+    peers.push_back(std::make_unique<RawPeer>(s.port()));
+  for (int k = 0; k < per_conn; ++k) // interleaved: one message per connection in turn
+    for (int i = 0; i < conns; ++i)
+      peers[i]->send(seq_frame(i, k));
+  for (int i = 0; i < conns; ++i)
+    for (int k = 0; k < per_conn; ++k) {
+      auto f = peers[i]->read_frame();
+      ASSERT_TRUE(f);
+      auto q = Seq::decode(tao::ByteView(f->second));
+      ASSERT_EQ(q->sender, i);
+      ASSERT_EQ(q->n, k);
+    }
+  EXPECT_EQ(handled, conns * per_conn);
+  EXPECT_EQ(out_of_order, 0);
+}
+
+TEST(Workers, ASleepingHandlerDoesNotDelayAnotherConnection) {
+  tao::Server s(test::local_server(4));
+  s.handle<Text>([](tao::Connection& c, const Text& m) {
+    if (m.text == "sleep") std::this_thread::sleep_for(1s);
+    c.write(Text{m.text + " " + std::to_string(c.id())});
+  });
+  s.start();
+  auto id_of = [](RawPeer& p) {
+    p.send(test::frame(1, "id"));
+    auto f = p.read_frame();
+    return std::stoull(f->second.substr(3));
+  };
+  RawPeer sleeper(s.port());
+  const auto sleeper_worker = s.workers()->worker_for(id_of(sleeper));
+  std::unique_ptr<RawPeer> other;
+  for (int i = 0; i < 8 && !other; ++i) {
+    auto p = std::make_unique<RawPeer>(s.port());
+    if (s.workers()->worker_for(id_of(*p)) != sleeper_worker) other = std::move(p);
+  }
+  ASSERT_TRUE(other);
+  sleeper.send(test::frame(1, "sleep"));
+  std::this_thread::sleep_for(50ms); // the sleeper's handler is now asleep
+  const auto t0 = std::chrono::steady_clock::now();
+  other->send(test::frame(1, "quick"));
+  auto f = other->read_frame();
+  const auto rtt = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(f);
+  EXPECT_LT(rtt, 500ms) << "round trip of the other connection waited for the sleeping handler";
+  EXPECT_TRUE(sleeper.read_frame(5s)); // and the sleeper is answered too
+}
+
+TEST(Backpressure, AFastSenderToASlowHandlerIsSlowedNotDropped) {
+  auto o = test::local_server(2);
+  o.connection.max_pending_messages = 16;
+  tao::Server s(o);
+  std::atomic<std::int64_t> next{0};
+  std::atomic<int> wrong{0};
+  std::atomic<std::size_t> max_pending{0}, max_pool_queued{0};
+  s.handle<Seq>([&](tao::Connection& c, const Seq& q) {
+    if (q.n != next.load()) ++wrong;
+    next = q.n + 1;
+    std::size_t p = c.pending_tasks();
+    std::size_t pq = s.workers()->queued();
+    if (p > max_pending) max_pending = p;
+    if (pq > max_pool_queued) max_pool_queued = pq;
+    std::this_thread::sleep_for(500us);
+  });
+  s.start();
+  constexpr int n = 2000;
+  RawPeer p(s.port());
+  std::thread sender([&] {
+    std::string burst;
+    for (int i = 0; i < n; ++i)
+      burst += seq_frame(0, i);
+    p.send(burst); // as fast as TCP takes it
+  });
+  ASSERT_TRUE(test::eventually([&] { return next == n; }, 30s)) << next.load();
+  sender.join();
+  EXPECT_EQ(wrong, 0);                // exactly once, in order
+  EXPECT_LE(max_pending.load(), 16u); // the connection's bound held
+  EXPECT_LE(max_pool_queued.load(), 16u);
+  EXPECT_GT(max_pending.load(), 1u); // and the pool really was busy
+}
+
+TEST(Backpressure, ARequesterThatNeverReadsRepliesIsSlowedByTcpAndLosesNothing) {
+  auto o = test::local_server(0);
+  o.connection.pause_reading_at = 64 << 10;
+  o.connection.resume_reading_at = 16 << 10;
+  o.connection.send_high_water = 1 << 20;
+  tao::Server s(o);
+  std::atomic<int> full_errors{0};
+  std::atomic<std::size_t> max_queued{0};
+  s.handle<Text>([&](tao::Connection& c, const Text& m) {
+    auto ec = c.write(Text{"re " + m.text});
+    if (ec) ++full_errors;
+    if (c.queued_bytes() > max_queued) max_queued = c.queued_bytes();
+  });
+  s.start();
+  // 20,000 requests of 1 KiB: 20 MiB each way, far more than the socket buffers hold.
+  constexpr int n = 20000;
+  const std::string pad(1024, 'q');
+  RawPeer p(s.port());
+  std::atomic<bool> sent_all{false};
+  std::thread sender([&] {
+    std::string burst;
+    for (int i = 0; i < n; ++i)
+      burst += test::frame(1, std::to_string(i) + " " + pad);
+    sent_all = p.send(burst);
+  });
+  std::this_thread::sleep_for(500ms);
+  EXPECT_FALSE(sent_all) << "the server should have stopped reading, so TCP blocks the sender";
+  for (int i = 0; i < n; ++i) {
+    auto f = p.read_frame(10s);
+    ASSERT_TRUE(f) << i;
+    ASSERT_EQ(f->second, "re " + std::to_string(i) + " " + pad);
+  }
+  sender.join();
+  EXPECT_TRUE(sent_all);
+  EXPECT_EQ(full_errors, 0); // no reply was refused
+  EXPECT_LE(max_queued.load(), (64u << 10) + 2048);
+}
+
+TEST(SlowReaders, APeerThatNeverReadsHasBoundedMemoryAndOthersGetEverything) {
+  auto o = test::local_server(2);
+  o.connection.send_high_water = 256 << 10;
+  tao::Server s(o);
+  std::atomic<int> full_reports{0};
+  s.on_error([&](tao::Connection&, const tao::Error& e) {
+    if (e.code == tao::errc::send_queue_full) ++full_reports;
+  });
+  s.start();
+  RawPeer stalled(s.port());
+  stalled.set_receive_buffer(4096);
+  constexpr int readers = 3, n = 3000;
+  std::vector<std::unique_ptr<RawPeer>> rs;
+  for (int i = 0; i < readers; ++i)
+    rs.push_back(std::make_unique<RawPeer>(s.port()));
+  ASSERT_TRUE(test::eventually([&] { return s.connection_count() == readers + 1; }));
+  std::vector<tao::ConnectionPtr> reader_conns;
+  s.for_each_connection([&](const tao::ConnectionPtr& c) {
+    if (c->remote_endpoint().port != stalled.local_port()) reader_conns.push_back(c);
+  });
+  ASSERT_EQ(reader_conns.size(), static_cast<std::size_t>(readers));
+  std::atomic<int> complete{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < readers; ++i)
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < n; ++k) {
+        auto f = rs[i]->read_frame(10s);
+        if (!f || f->second.substr(0, f->second.find(' ')) != std::to_string(k)) return;
+      }
+      ++complete;
+    });
+  const std::string pad(4000, 'b'); // 12 MB in all: more than the kernel buffers absorb
+  std::size_t max_stalled_queue = 0;
+  int refused_by_stalled = 0;
+  for (int k = 0; k < n; ++k) {
+    const std::size_t accepted = s.broadcast(Text{std::to_string(k) + " " + pad});
+    refused_by_stalled += accepted < readers + 1;
+    ASSERT_GE(accepted, static_cast<std::size_t>(readers)) << k;
+    s.for_each_connection([&](const tao::ConnectionPtr& c) {
+      max_stalled_queue = std::max(max_stalled_queue, c->queued_bytes());
+    });
+    if (k % 64 == 0) { // let the readers keep up, so only the stalled peer hits its bound
+      for (auto& c : reader_conns)
+        ASSERT_TRUE(test::eventually([&] { return c->queued_bytes() < (64u << 10); }, 10s));
+    }
+  }
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(complete, readers);
+  EXPECT_GT(refused_by_stalled, 0);
+  EXPECT_LE(max_stalled_queue, (256u << 10) + 4100); // the bound plus at most one frame
+  EXPECT_TRUE(test::eventually([&] { return full_reports >= 1; }));
+  EXPECT_LE(full_reports.load(), 3); // reported per episode, not per refused write
+}
+
+TEST(SlowReaders, OptionClosesAPeerWhoseQueueIsFull) {
+  auto o = test::local_server(0);
+  o.connection.send_high_water = 64 << 10;
+  o.connection.close_when_send_queue_full = true;
+  tao::Server s(o);
+  std::promise<std::error_code> reason;
+  s.on_close([&](tao::Connection& c) { reason.set_value(c.close_reason()); });
+  s.start();
+  RawPeer stalled(s.port());
+  stalled.set_receive_buffer(4096);
+  ASSERT_TRUE(test::eventually([&] { return s.connection_count() == 1; }));
+  const std::string pad(4000, 'x');
+  for (int k = 0; k < 10000 && s.connection_count() == 1; ++k)
+    s.broadcast(Text{pad});
+  auto f = reason.get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(f.get(), tao::errc::send_queue_full);
+}
+
+TEST(Chat, ThreeClientsEachSeeEveryMessageInOneOrderPerSender) {
+  tao::Server server(test::local_server(4));
+  server.handle<Text>([&](tao::Connection&, const Text& m) { server.broadcast(m); });
+  server.start();
+  constexpr int clients = 3, per_client = 50;
+  struct Member {
+    std::unique_ptr<tao::Client> client;
+    std::mutex m;
+    std::vector<std::string> got;
+  };
+  std::vector<Member> members(clients);
+  for (auto& mb : members) {
+    mb.client = std::make_unique<tao::Client>(test::local_client(server.port()));
+    mb.client->handle<Text>([&mb](tao::Connection&, const Text& t) {
+      std::lock_guard l(mb.m);
+      mb.got.push_back(t.text);
+    });
+    ASSERT_FALSE(mb.client->connect());
+  }
+  ASSERT_TRUE(test::eventually([&] { return server.connection_count() == clients; }));
+  std::vector<std::thread> talkers;
+  for (int c = 0; c < clients; ++c)
+    talkers.emplace_back([&, c] {
+      for (int k = 0; k < per_client; ++k)
+        members[c].client->write(Text{std::to_string(c) + ":" + std::to_string(k)});
+    });
+  for (auto& t : talkers)
+    t.join();
+  for (auto& mb : members) {
+    ASSERT_TRUE(test::eventually(
+        [&] {
+          std::lock_guard l(mb.m);
+          return mb.got.size() == clients * per_client;
+        },
+        10s));
+    std::lock_guard l(mb.m);
+    std::vector<int> next(clients, 0);
+    for (const auto& line : mb.got) {
+      int sender = std::stoi(line.substr(0, line.find(':')));
+      int k = std::stoi(line.substr(line.find(':') + 1));
+      EXPECT_EQ(k, next[sender]) << line;
+      next[sender] = k + 1;
+    }
+  }
+}
+
+} // namespace
