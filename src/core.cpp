@@ -1,6 +1,10 @@
 #include "core.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <tao/log.hpp>
+
+#include "tcp_connection.hpp"
 
 namespace tao::detail {
 
@@ -22,6 +26,21 @@ void Core::start_threads() {
   dispatch->frozen = true;
   loops.start();
   threads_started_ = true;
+  // Each schedule is one periodic timer per loop that visits the loop's connections.
+  for (const auto& sched : dispatch->schedules) {
+    for (std::size_t i = 0; i < loops.size(); ++i) {
+      Loop& loop = loops.at(i);
+      loop.timers().add(Clock::now() + sched.interval, sched.interval,
+                        [&loop, fn = sched.fn](TimePoint due) {
+                          std::vector<ConnectionPtr> snapshot; // callbacks may close connections
+                          snapshot.reserve(loop.members().size());
+                          for (TcpConnection* c : loop.members())
+                            snapshot.push_back(c->shared_from_this());
+                          for (auto& c : snapshot)
+                            static_cast<TcpConnection&>(*c).run_scheduled(fn, due);
+                        });
+    }
+  }
 }
 
 bool Core::in_own_thread() const noexcept {

@@ -14,6 +14,13 @@ detail::Dispatch& Handlers::mutable_dispatch() {
   return *dispatch_;
 }
 
+void Handlers::schedule_every(Duration interval, ScheduleCallback fn) {
+  if (interval.count() <= 0)
+    throw std::invalid_argument("tao: schedule_every needs an interval > 0");
+  mutable_dispatch().schedules.push_back(
+      {interval, std::make_shared<const ScheduleCallback>(std::move(fn))});
+}
+
 void Handlers::handle_raw(MessageType type, std::function<void(Connection&, const Frame&)> fn,
                           Run run) {
   auto h = std::make_shared<std::function<void(Connection&, const Frame&)>>(std::move(fn));

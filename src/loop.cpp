@@ -23,6 +23,7 @@ void Loop::stop() {
   guard_.reset();
   ctx_.stop();
   if (thread_.joinable()) thread_.join();
+  timers_.clear();
   ctx_.restart();
   ctx_.poll();
 }

@@ -10,20 +10,45 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "timer_service.hpp"
+
 namespace tao::detail {
 
 namespace asio = boost::asio;
 
+class TcpConnection;
+
 class Loop {
 public:
   explicit Loop(std::size_t index, std::size_t read_chunk)
-      : index_(index), ctx_(1), scratch_(read_chunk) {}
+      : index_(index), ctx_(1), scratch_(read_chunk), timers_(ctx_) {}
 
   asio::io_context& context() noexcept { return ctx_; }
   std::size_t index() const noexcept { return index_; }
   bool in_this_thread() const noexcept { return ctx_.get_executor().running_in_this_thread(); }
   /// The loop's shared read buffer: connections read into it, so an idle one holds none.
   std::vector<char>& scratch() noexcept { return scratch_; }
+  TimerService& timers() noexcept { return timers_; }
+
+  /// The open connections on this loop (loop thread only), for per-loop sweeps such as
+  /// schedule_every and heartbeat checks: one timer per loop, not one per connection.
+  const std::vector<TcpConnection*>& members() const noexcept { return members_; }
+  /// Adds c; returns its position, which remove_member needs.
+  std::size_t add_member(TcpConnection* c) {
+    members_.push_back(c);
+    return members_.size() - 1;
+  }
+  /// Removes the member at `pos` by moving the last one there; returns the moved member (or null)
+  /// so it can update its position.
+  TcpConnection* remove_member(std::size_t pos) {
+    TcpConnection* moved = nullptr;
+    if (pos + 1 != members_.size()) {
+      moved = members_.back();
+      members_[pos] = moved;
+    }
+    members_.pop_back();
+    return moved;
+  }
 
   void start();
   /// Stops the loop and joins its thread, then runs what completions are left (sockets and
@@ -36,6 +61,8 @@ private:
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
   std::thread thread_;
   std::vector<char> scratch_;
+  TimerService timers_; // after ctx_: destroyed before it
+  std::vector<TcpConnection*> members_;
 };
 
 class LoopPool {

@@ -105,6 +105,7 @@ void TcpConnection::after_connect(bool accepted) {
     return;
   }
   state_ = State::open;
+  member_pos_ = loop_.add_member(this);
   if (started) started(true);
   begin_read();
 }
@@ -154,6 +155,84 @@ void TcpConnection::task_done() noexcept {
       s->do_close(CloseMode::graceful, make_error_code(errc::closed_by_peer));
     });
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+TimerId TcpConnection::run_at(TimePoint when, TimerCallback fn) {
+  return add_timer(when, Duration::zero(), std::move(fn));
+}
+
+TimerId TcpConnection::run_every(Duration interval, TimerCallback fn) {
+  if (interval.count() <= 0) return 0;
+  return add_timer(Clock::now() + interval, interval, std::move(fn));
+}
+
+bool TcpConnection::cancel_timer(TimerId id) { return loop_.timers().cancel(id); }
+
+TimerId TcpConnection::add_timer(TimePoint due, Duration interval, TimerCallback fn) {
+  if (!timers_enabled_.load()) return 0;
+  auto f = std::make_shared<TimerCallback>(std::move(fn));
+  std::weak_ptr<Connection> weak = weak_from_this(); // timers do not keep a connection alive
+  const TimerId id = loop_.timers().add(due, interval, [weak, f](TimePoint when) {
+    auto s = std::static_pointer_cast<TcpConnection>(weak.lock());
+    if (!s) return;
+    s->run_callback(
+        Run::by_default,
+        [f, when](Connection& c) {
+          auto& self = static_cast<TcpConnection&>(c);
+          if (!self.timers_enabled_.load()) return; // closed meanwhile: never after close
+          try {
+            (*f)(c, when);
+          } catch (const std::exception& e) {
+            self.handler_threw(e.what());
+          } catch (...) {
+            self.handler_threw("non-standard exception");
+          }
+        },
+        true);
+  });
+  std::lock_guard lock(tmutex_);
+  if (!timers_enabled_.load()) { // raced with the close
+    loop_.timers().cancel(id);
+    return 0;
+  }
+  if (timer_ids_.size() >= 64) { // forget ids of timers that already ran
+    std::erase_if(timer_ids_, [this](TimerId t) { return !loop_.timers().pending(t); });
+  }
+  timer_ids_.push_back(id);
+  return id;
+}
+
+void TcpConnection::cancel_all_timers() {
+  timers_enabled_.store(false);
+  std::vector<TimerId> ids;
+  {
+    std::lock_guard lock(tmutex_);
+    ids.swap(timer_ids_);
+  }
+  for (TimerId id : ids)
+    loop_.timers().cancel(id);
+}
+
+void TcpConnection::run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn,
+                                  TimePoint due) {
+  if (state_ != State::open) return;
+  run_callback(
+      Run::by_default,
+      [fn, due](Connection& c) {
+        auto& self = static_cast<TcpConnection&>(c);
+        if (!self.timers_enabled_.load()) return;
+        try {
+          (*fn)(c, due);
+        } catch (const std::exception& e) {
+          self.handler_threw(e.what());
+        } catch (...) {
+          self.handler_threw("non-standard exception");
+        }
+      },
+      true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,6 +615,11 @@ void TcpConnection::finish_close() {
     std::vector<char>().swap(wpending_);
   }
   if (close_timer_) close_timer_->cancel();
+  if (member_pos_ != static_cast<std::size_t>(-1)) {
+    if (TcpConnection* moved = loop_.remove_member(member_pos_)) moved->set_member_pos(member_pos_);
+    member_pos_ = static_cast<std::size_t>(-1);
+  }
+  cancel_all_timers();
   boost::system::error_code ignored;
   socket_.shutdown(asio::socket_base::shutdown_both, ignored);
   socket_.close(ignored);

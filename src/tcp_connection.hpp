@@ -37,6 +37,14 @@ public:
   std::size_t pending_tasks() const noexcept override {
     return pending_.load(std::memory_order_relaxed);
   }
+  TimerId run_at(TimePoint when, TimerCallback fn) override;
+  TimerId run_every(Duration interval, TimerCallback fn) override;
+  bool cancel_timer(TimerId id) override;
+
+  /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
+  void run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn, TimePoint due);
+  /// Position in the loop's member list (loop thread only).
+  void set_member_pos(std::size_t pos) noexcept { member_pos_ = pos; }
 
 private:
   enum class State { starting, open, closing, closed };
@@ -72,6 +80,8 @@ private:
   void report_error(std::error_code ec, std::string text, bool may_inline);
   void task_done() noexcept;
   void handler_threw(const std::string& what);
+  TimerId add_timer(TimePoint due, Duration interval, TimerCallback fn);
+  void cancel_all_timers();
   void on_send_queue_full();
 
   const std::shared_ptr<Core> core_;
@@ -92,6 +102,7 @@ private:
   std::size_t rend_ = 0;
   std::vector<char> wsending_; // bytes handed to the kernel by the current write
   std::unique_ptr<asio::steady_timer> close_timer_;
+  std::size_t member_pos_ = static_cast<std::size_t>(-1); // in loop_.members(), while listed
 
   // Shared with writers on other threads.
   std::mutex wmutex_;
@@ -102,6 +113,11 @@ private:
   std::atomic<bool> open_{true};
   std::atomic<bool> close_requested_{false};
   std::atomic<bool> full_reported_{false};
+
+  // Timers of this connection, cancelled when it closes.
+  std::mutex tmutex_;
+  std::vector<TimerId> timer_ids_; // guarded by tmutex_
+  std::atomic<bool> timers_enabled_{true};
 
   // Shared with workers.
   std::atomic<std::size_t> pending_{0};

@@ -200,13 +200,16 @@ TEST(SlowReaders, APeerThatNeverReadsHasBoundedMemoryAndOthersGetEverything) {
   for (int k = 0; k < n; ++k) {
     const std::size_t accepted = s.broadcast(Text{std::to_string(k) + " " + pad});
     refused_by_stalled += accepted < readers + 1;
-    ASSERT_GE(accepted, static_cast<std::size_t>(readers)) << k;
+    if (accepted < static_cast<std::size_t>(readers)) {
+      ADD_FAILURE() << "a reading client refused message " << k;
+      break; // the reader threads then time out and the test ends cleanly
+    }
     s.for_each_connection([&](const tao::ConnectionPtr& c) {
       max_stalled_queue = std::max(max_stalled_queue, c->queued_bytes());
     });
-    if (k % 64 == 0) { // let the readers keep up, so only the stalled peer hits its bound
+    if (k % 16 == 0) { // let the readers keep up, so only the stalled peer hits its bound
       for (auto& c : reader_conns)
-        ASSERT_TRUE(test::eventually([&] { return c->queued_bytes() < (64u << 10); }, 10s));
+        EXPECT_TRUE(test::eventually([&] { return c->queued_bytes() < (64u << 10); }, 10s));
     }
   }
   for (auto& t : threads)

@@ -5,6 +5,7 @@
 #include <any>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -16,6 +17,7 @@
 #include <tao/codec.hpp>
 #include <tao/error.hpp>
 #include <tao/message.hpp>
+#include <tao/timer.hpp>
 
 namespace tao {
 
@@ -32,6 +34,9 @@ struct Endpoint {
 
 class Connection;
 using ConnectionPtr = std::shared_ptr<Connection>;
+
+/// A connection timer's callback: the connection and the time the timer was due.
+using TimerCallback = std::function<void(Connection&, TimePoint due)>;
 
 /// One TCP (or TLS) connection. Owned by shared pointers: the framework holds one while the
 /// connection is open; handlers get a reference valid for the call; code that keeps a connection
@@ -75,6 +80,20 @@ public:
   virtual std::size_t queued_bytes() const noexcept = 0;
   /// Decoded messages waiting for (or running on) the worker pool.
   virtual std::size_t pending_tasks() const noexcept = 0;
+
+  /// Timers (Go Tao's RunAt/RunAfter/RunEvery/CancelTimer). Callbacks run where this
+  /// connection's handlers run by default (its worker, or its loop), so they are ordered with its
+  /// messages; they never run after the connection closed: closing cancels them. Return 0 when
+  /// the connection is already closed. An exception from a callback closes the connection, as
+  /// from a handler.
+  virtual TimerId run_at(TimePoint when, TimerCallback fn) = 0;
+  TimerId run_after(Duration delay, TimerCallback fn) {
+    return run_at(Clock::now() + delay, std::move(fn));
+  }
+  /// First at now + interval, then every interval, keeping the phase (see TimerQueue::run_every).
+  virtual TimerId run_every(Duration interval, TimerCallback fn) = 0;
+  /// Returns true if the timer was still pending (a periodic timer: until cancelled).
+  virtual bool cancel_timer(TimerId id) = 0;
 
   /// User context: arbitrary values under string keys.
   void set_context(const std::string& key, std::any value);

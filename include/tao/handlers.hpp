@@ -11,11 +11,13 @@
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <tao/connection.hpp>
 #include <tao/detail/unique_function.hpp>
 #include <tao/error.hpp>
 #include <tao/message.hpp>
+#include <tao/timer.hpp>
 
 namespace tao {
 
@@ -37,6 +39,8 @@ using MessageCallback = std::function<void(Connection&, const Frame&)>;
 using CloseCallback = std::function<void(Connection&)>;
 /// Called on protocol errors, I/O errors, refused writes and handler exceptions.
 using ErrorCallback = std::function<void(Connection&, const Error&)>;
+/// Called for every connection on a schedule (Go Tao's SetOnScheduleCallback / Sched).
+using ScheduleCallback = std::function<void(Connection&, TimePoint now)>;
 
 namespace detail {
 
@@ -56,6 +60,11 @@ struct Dispatch {
   MessageCallback on_message;
   CloseCallback on_close;
   ErrorCallback on_error;
+  struct Schedule {
+    Duration interval;
+    std::shared_ptr<const ScheduleCallback> fn;
+  };
+  std::vector<Schedule> schedules;
   Run default_run = Run::on_loop; ///< Resolved at start from the worker count.
   bool frozen = false;
 
@@ -102,6 +111,10 @@ public:
   void on_message(MessageCallback cb) { mutable_dispatch().on_message = std::move(cb); }
   void on_close(CloseCallback cb) { mutable_dispatch().on_close = std::move(cb); }
   void on_error(ErrorCallback cb) { mutable_dispatch().on_error = std::move(cb); }
+  /// Calls fn(connection, due) every `interval` for every open connection, present and future,
+  /// where that connection's handlers run by default. One timer per event loop drives it, not
+  /// one per connection. Throws std::invalid_argument for a non-positive interval.
+  void schedule_every(Duration interval, ScheduleCallback fn);
 
 protected:
   Handlers() : dispatch_(std::make_shared<detail::Dispatch>()) {}

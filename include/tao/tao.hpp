@@ -12,4 +12,5 @@
 #include <tao/message.hpp>
 #include <tao/options.hpp>
 #include <tao/server.hpp>
+#include <tao/timer.hpp>
 #include <tao/worker_pool.hpp>
