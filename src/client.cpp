@@ -122,8 +122,9 @@ std::error_code Client::connect() {
     if (cc.conn && cc.conn->is_open()) return {};
     if (!cc.core) {
       const auto& o = cc.opts;
-      cc.core = std::make_shared<detail::Core>(detail::CoreConfig{
-          "client", o.io_threads, o.workers, o.read_chunk, dispatch_, cc.codec, o.connection});
+      cc.core = std::make_shared<detail::Core>(
+          detail::CoreConfig{"client", o.io_threads, o.workers, o.read_chunk, dispatch_, cc.codec,
+                             o.connection, o.heartbeat, false});
       cc.core->start_threads();
     }
   }

@@ -9,7 +9,8 @@
 namespace tao::detail {
 
 Core::Core(CoreConfig cfg)
-    : role(std::move(cfg.role)), conn_opts(cfg.connection), codec(std::move(cfg.codec)),
+    : role(std::move(cfg.role)), conn_opts(cfg.connection), heartbeat(cfg.heartbeat),
+      heartbeat_reply(cfg.heartbeat_reply), codec(std::move(cfg.codec)),
       dispatch(std::move(cfg.dispatch)), loops(cfg.io_threads, cfg.read_chunk) {
   if (cfg.workers > 0) workers = std::make_unique<WorkerPool>(WorkerPoolOptions{cfg.workers, 0});
   dispatch->default_run = workers ? Run::on_worker : Run::on_loop;
@@ -26,6 +27,7 @@ void Core::start_threads() {
   dispatch->frozen = true;
   loops.start();
   threads_started_ = true;
+  start_heartbeat_sweeps();
   // Each schedule is one periodic timer per loop that visits the loop's connections.
   for (const auto& sched : dispatch->schedules) {
     for (std::size_t i = 0; i < loops.size(); ++i) {
@@ -40,6 +42,27 @@ void Core::start_threads() {
                             static_cast<TcpConnection&>(*c).run_scheduled(fn, due);
                         });
     }
+  }
+}
+
+void Core::start_heartbeat_sweeps() {
+  Duration shortest = Duration::max();
+  if (heartbeat.interval.count() > 0) shortest = std::min<Duration>(shortest, heartbeat.interval);
+  if (heartbeat.timeout.count() > 0) shortest = std::min<Duration>(shortest, heartbeat.timeout);
+  if (shortest == Duration::max()) return;
+  const Duration period =
+      std::clamp<Duration>(shortest / 4, std::chrono::milliseconds(1), std::chrono::seconds(1));
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    Loop& loop = loops.at(i);
+    loop.timers().add(Clock::now() + period, period, [&loop](TimePoint) {
+      const TimePoint now = Clock::now();
+      // Backwards, because a connection that times out removes itself from members() at once,
+      // moving the last member (already visited) into its place.
+      const auto& members = loop.members();
+      for (std::size_t k = members.size(); k-- > 0;) {
+        if (k < members.size()) members[k]->heartbeat_check(now);
+      }
+    });
   }
 }
 

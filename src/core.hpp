@@ -26,6 +26,8 @@ struct CoreConfig {
   std::shared_ptr<Dispatch> dispatch;
   std::shared_ptr<const Codec> codec;
   ConnectionOptions connection;
+  HeartbeatOptions heartbeat;
+  bool heartbeat_reply = false;
 };
 
 class Core : public std::enable_shared_from_this<Core> {
@@ -35,6 +37,8 @@ public:
 
   const std::string role;
   const ConnectionOptions conn_opts;
+  const HeartbeatOptions heartbeat;
+  const bool heartbeat_reply;
   const std::shared_ptr<const Codec> codec;
   const std::shared_ptr<Dispatch> dispatch;
   LoopPool loops;
@@ -48,6 +52,8 @@ public:
   /// for their on_close, then stops workers and loops. Must not run on a loop or worker thread.
   void shutdown();
   bool in_own_thread() const noexcept;
+  /// One periodic timer per loop that checks (and sends) heartbeats for its connections.
+  void start_heartbeat_sweeps();
 
   /// A connection exists from creation until its on_close has run.
   void connection_created() noexcept;

@@ -160,8 +160,9 @@ void Server::start() {
     if (sc.started) throw std::logic_error("tao::Server: start() called twice");
   }
   const auto& o = sc.opts;
-  sc.core = std::make_shared<detail::Core>(detail::CoreConfig{
-      "server", o.io_threads, o.workers, o.read_chunk, dispatch_, codec_, o.connection});
+  sc.core = std::make_shared<detail::Core>(
+      detail::CoreConfig{"server", o.io_threads, o.workers, o.read_chunk, dispatch_, codec_,
+                         o.connection, o.heartbeat, o.heartbeat_reply});
 
   detail::Loop& loop0 = sc.acceptor_loop();
   boost::system::error_code ec;

@@ -16,6 +16,12 @@ namespace {
 constexpr std::size_t min_read_room = 16u << 10;
 constexpr std::size_t keep_write_capacity = 64u << 10;
 
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string hex_prefix(const char* data, std::size_t n) {
   std::string out;
   for (std::size_t i = 0; i < std::min<std::size_t>(n, 16); ++i)
@@ -105,6 +111,7 @@ void TcpConnection::after_connect(bool accepted) {
     return;
   }
   state_ = State::open;
+  last_in_ = last_out_ = Clock::now();
   member_pos_ = loop_.add_member(this);
   if (started) started(true);
   begin_read();
@@ -214,6 +221,28 @@ void TcpConnection::cancel_all_timers() {
   }
   for (TimerId id : ids)
     loop_.timers().cancel(id);
+}
+
+void TcpConnection::heartbeat_check(TimePoint now) {
+  if (state_ != State::open) return;
+  const HeartbeatOptions& hb = core_->heartbeat;
+  if (hb.timeout.count() > 0) {
+    // While we stopped reading (backpressure), the silence is ours, not the peer's.
+    if (paused_for_send_ || paused_for_tasks_.load()) last_in_ = now;
+    if (now - last_in_ >= hb.timeout) {
+      fail(make_error_code(errc::heartbeat_timeout),
+           fmt::format(
+               "heartbeat timeout: no complete frame from the peer for {} ms{}",
+               std::chrono::duration_cast<std::chrono::milliseconds>(now - last_in_).count(),
+               rbeg_ != rend_ ? fmt::format(" ({} bytes of an unfinished frame)", rend_ - rbeg_)
+                              : std::string()));
+      return;
+    }
+  }
+  if (hb.interval.count() > 0 && !writing_ && now - last_out_ >= hb.interval) {
+    write(Heartbeat{now_ns()});
+    last_out_ = now; // even if the write is refused, do not retry on every sweep
+  }
 }
 
 void TcpConnection::run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn,
@@ -347,6 +376,10 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
     }
     if (n < room) break; // drained the socket
   }
+  if (got_frame_) {
+    got_frame_ = false;
+    last_in_ = Clock::now();
+  }
   begin_read();
 }
 
@@ -383,16 +416,18 @@ std::size_t TcpConnection::parse(const char* data, std::size_t n) {
 }
 
 bool TcpConnection::dispatch_frame(const Frame& f) {
+  got_frame_ = true; // any complete frame, unknown types included, counts as life
   const Dispatch& d = *core_->dispatch;
   const HandlerEntry* e = d.find(f.type);
   if (!e) {
     if (f.type == heartbeat_type) {
-      // Built-in heartbeat: checked and absorbed; user handlers never see it.
+      // Built-in heartbeat: checked, answered if so configured, never shown to user handlers.
       if (!Heartbeat::decode(f.payload)) {
         fail(make_error_code(errc::bad_heartbeat),
              fmt::format("heartbeat payload of {} bytes, need 8", f.payload.size()));
         return false;
       }
+      if (core_->heartbeat_reply) write(Heartbeat{now_ns()});
       return true;
     }
     if (!d.on_message) {

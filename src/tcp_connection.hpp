@@ -43,6 +43,9 @@ public:
 
   /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
   void run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn, TimePoint due);
+  /// Closes the connection if the peer was silent too long; sends a heartbeat if this side was.
+  /// Loop thread.
+  void heartbeat_check(TimePoint now);
   /// Position in the loop's member list (loop thread only).
   void set_member_pos(std::size_t pos) noexcept { member_pos_ = pos; }
 
@@ -103,6 +106,9 @@ private:
   std::vector<char> wsending_; // bytes handed to the kernel by the current write
   std::unique_ptr<asio::steady_timer> close_timer_;
   std::size_t member_pos_ = static_cast<std::size_t>(-1); // in loop_.members(), while listed
+  TimePoint last_in_{};                                   // last complete frame from the peer
+  TimePoint last_out_{};                                  // last bytes handed to the kernel
+  bool got_frame_ = false;
 
   // Shared with writers on other threads.
   std::mutex wmutex_;

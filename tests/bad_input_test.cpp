@@ -187,6 +187,8 @@ TEST(BadInput, HeartbeatFramesAreAbsorbedAndShortOnesClose) {
   p.send(test::from_hex("000000000800000015cd853dfe9c9717"));         // valid heartbeat
   p.send(test::from_hex("000000000c000000050000000000000058585858")); // longer: accepted
   p.send(test::frame(1, "alive"));
+  EXPECT_EQ(p.read_frame()->first, 0); // the server answers each heartbeat (heartbeat_reply)
+  EXPECT_EQ(p.read_frame()->first, 0);
   EXPECT_EQ(p.read_frame()->second, "alive");
   p.send(test::from_hex("000000000400000001020304")); // short: protocol error
   EXPECT_TRUE(p.closed_by_peer());

@@ -35,6 +35,19 @@ struct ConnectionOptions {
   std::chrono::milliseconds close_timeout = 5s;
 };
 
+/// Application-level heartbeat (type 0 frames, int64 LE nanoseconds since the Unix epoch).
+/// Checked by one timer per event loop that sweeps its connections every
+/// min(interval, timeout) / 4 (at least 1 ms, at most 1 s), not by a timer per connection.
+struct HeartbeatOptions {
+  /// Send a heartbeat when nothing else was sent for this long; 0 = never.
+  std::chrono::milliseconds interval{0};
+  /// Close a connection from which no complete frame arrived for this long, with
+  /// errc::heartbeat_timeout; 0 = never. Life is counted in whole frames, so a peer that sends
+  /// half a frame and stalls (or trickles one byte at a time) is closed too. While tao itself has
+  /// stopped reading a connection (backpressure) the clock does not run against the peer.
+  std::chrono::milliseconds timeout{0};
+};
+
 struct ServerOptions {
   /// Address to listen on: "0.0.0.0" (IPv4), "::" (IPv6 and IPv4), "127.0.0.1", "localhost", ...
   std::string host = "0.0.0.0";
@@ -55,6 +68,12 @@ struct ServerOptions {
   std::size_t read_chunk = 64u << 10;
   /// listen() backlog.
   int backlog = 1024;
+  /// Servers close peers silent for 60 s by default and send no heartbeats of their own.
+  /// A Go Tao client sends no heartbeats: set timeout to 0 if such clients stay idle longer.
+  HeartbeatOptions heartbeat{.interval = std::chrono::milliseconds(0), .timeout = 60s};
+  /// Answer every heartbeat with one (carrying the server's clock), so clients can detect a
+  /// dead server with their own timeout.
+  bool heartbeat_reply = true;
 };
 
 struct ClientOptions {
@@ -69,6 +88,11 @@ struct ClientOptions {
   std::shared_ptr<const Codec> codec{};
   ConnectionOptions connection{};
   std::size_t read_chunk = 64u << 10;
+  /// Clients send a heartbeat after 15 s without sending anything (well inside a tao server's
+  /// default 60 s timeout). Their own timeout is off by default, because a Go Tao server never
+  /// answers heartbeats; against a tao server (which answers) set it, e.g. to 45 s, to detect a
+  /// dead server or a half-open connection.
+  HeartbeatOptions heartbeat{.interval = 15s, .timeout = std::chrono::milliseconds(0)};
 };
 
 } // namespace tao

@@ -1,0 +1,239 @@
+// Issue 6: heartbeats and dead-peer detection on both sides.
+#include <dirent.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using test::RawPeer;
+using test::Text;
+
+tao::ServerOptions with_timeout(std::chrono::milliseconds timeout, std::size_t workers = 0) {
+  auto o = test::local_server(workers);
+  o.heartbeat.timeout = timeout;
+  return o;
+}
+
+std::string heartbeat_frame() {
+  tao::Buffer b;
+  tao::TlvCodec().encode(
+      0, [](tao::Buffer& o) { tao::Heartbeat{42}.encode(o); }, b);
+  return b.str();
+}
+
+/// Records close reasons and the time each connection closed.
+struct Recorder {
+  std::mutex m;
+  std::vector<std::error_code> reasons;
+  std::vector<tao::Error> errors;
+  void attach(tao::Handlers& h) {
+    h.on_close([this](tao::Connection& c) {
+      std::lock_guard l(m);
+      reasons.push_back(c.close_reason());
+    });
+    h.on_error([this](tao::Connection&, const tao::Error& e) {
+      std::lock_guard l(m);
+      errors.push_back(e);
+    });
+  }
+  std::size_t closes() {
+    std::lock_guard l(m);
+    return reasons.size();
+  }
+};
+
+TEST(Heartbeat, ASilentPeerIsClosedWithinTheTimeoutPlusOneCheck) {
+  Recorder r;
+  tao::Server s(with_timeout(40ms));
+  r.attach(s);
+  s.start();
+  RawPeer silent(s.port());
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(silent.closed_by_peer(2s));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 40ms);
+  EXPECT_LT(took, 40ms + 10ms + 300ms); // timeout + one check period (10 ms) + slack for sanitizers
+  ASSERT_TRUE(test::eventually([&] { return r.closes() == 1; }));
+  std::lock_guard l(r.m);
+  EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_NE(r.errors[0].message.find("heartbeat timeout"), std::string::npos);
+}
+
+TEST(Heartbeat, ChattyAndHeartbeatOnlyPeersAreKept) {
+  tao::Server s(with_timeout(40ms));
+  s.handle<Text>([](tao::Connection&, const Text&) {});
+  s.start();
+  RawPeer chatty(s.port()), beating(s.port());
+  for (int i = 0; i < 30; ++i) { // 300 ms: many timeouts long
+    chatty.send(test::frame(1, "hi"));
+    beating.send(heartbeat_frame());
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(s.connection_count(), 2u);
+  // The server answers each heartbeat (heartbeat_reply is on by default).
+  auto f = beating.read_frame(1s);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->first, 0);
+  EXPECT_EQ(f->second.size(), 8u);
+}
+
+TEST(Heartbeat, AnIdleTaoClientKeepsItsConnectionByHeartbeating) {
+  tao::Server s(with_timeout(60ms));
+  s.start();
+  auto co = test::local_client(s.port());
+  co.heartbeat.interval = 15ms;
+  co.heartbeat.timeout = 60ms; // the server answers, so the client hears something too
+  tao::Client c(co);
+  std::atomic<int> closes{0};
+  c.on_close([&](tao::Connection&) { ++closes; });
+  ASSERT_FALSE(c.connect());
+  std::this_thread::sleep_for(400ms); // the application sends nothing at all
+  EXPECT_TRUE(c.connected());
+  EXPECT_EQ(closes, 0);
+  EXPECT_EQ(s.connection_count(), 1u);
+}
+
+TEST(Heartbeat, HalfOpenConnectionIsDetectedByTheServer) {
+  Recorder r;
+  tao::Server s(with_timeout(50ms));
+  r.attach(s);
+  s.start();
+  auto co = test::local_client(s.port());
+  co.heartbeat.interval = 0ms; // a peer that stops writing without closing
+  tao::Client c(co);
+  ASSERT_FALSE(c.connect());
+  ASSERT_TRUE(test::eventually([&] { return r.closes() == 1; }, 2s));
+  std::lock_guard l(r.m);
+  EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
+}
+
+TEST(Heartbeat, HalfOpenConnectionIsDetectedByTheClient) {
+  // A listener that accepts and then never sends nor reads: a dead server behind a live socket.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  auto co = test::local_client(ntohs(a.sin_port));
+  co.heartbeat.interval = 10ms;
+  co.heartbeat.timeout = 50ms;
+  tao::Client c(co);
+  Recorder r;
+  r.attach(c);
+  ASSERT_FALSE(c.connect());
+  EXPECT_TRUE(c.wait_closed(2s));
+  ASSERT_EQ(r.closes(), 1u);
+  {
+    std::lock_guard l(r.m);
+    EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
+  }
+  EXPECT_EQ(c.write(Text{"x"}), tao::errc::not_connected);
+  ::close(lfd);
+}
+
+TEST(Heartbeat, SlowLorisIsClosedAndOthersAreServed) {
+  Recorder r;
+  tao::Server s(with_timeout(50ms));
+  s.handle<Text>([](tao::Connection& c, const Text& m) { c.write(m); });
+  r.attach(s);
+  s.start();
+  RawPeer loris(s.port());
+  const std::string f = test::frame(1, std::string(200, 'z'));
+  std::atomic<bool> closed{false};
+  std::thread trickle([&] {
+    for (std::size_t i = 0; i < f.size() && !closed; ++i) { // one byte every 5 ms: 1 s a frame
+      if (!loris.send(std::string_view(&f[i], 1))) break;
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  ASSERT_TRUE(test::eventually([&] { return r.closes() == 1; }, 2s));
+  closed = true;
+  trickle.join();
+  {
+    std::lock_guard l(r.m);
+    EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
+  }
+  RawPeer good(s.port());
+  good.send(test::frame(1, "served"));
+  EXPECT_EQ(good.read_frame()->second, "served");
+}
+
+TEST(Heartbeat, GoldenHeartbeatFramesAreAcceptedAndShortOnesClose) {
+  Recorder r;
+  tao::Server s(with_timeout(500ms));
+  r.attach(s);
+  s.start();
+  RawPeer ok(s.port());
+  ok.send(test::from_hex("000000000800000015cd853dfe9c9717"));
+  ok.send(test::from_hex("000000000c000000050000000000000058585858"));
+  ASSERT_TRUE(ok.read_frame(1s)); // two replies
+  ASSERT_TRUE(ok.read_frame(1s));
+  RawPeer bad(s.port());
+  bad.send(test::from_hex("0000000000000000")); // empty heartbeat payload
+  EXPECT_TRUE(bad.closed_by_peer(1s));
+  ASSERT_TRUE(test::eventually([&] { return r.closes() == 1; }));
+  std::lock_guard l(r.m);
+  EXPECT_EQ(r.reasons[0], tao::errc::bad_heartbeat);
+}
+
+TEST(Heartbeat, UserRegisteredTypeZeroSeesTheFrames) {
+  tao::Server s(with_timeout(500ms));
+  std::atomic<std::int64_t> seen{0};
+  s.handle<tao::Heartbeat>(
+      [&](tao::Connection&, const tao::Heartbeat& h) { seen = h.timestamp_ns; });
+  s.start();
+  RawPeer p(s.port());
+  p.send(test::from_hex("000000000800000015cd853dfe9c9717"));
+  EXPECT_TRUE(test::eventually([&] { return seen == 1700000000123456789; }));
+  EXPECT_FALSE(p.read_frame(100ms)); // the framework does not answer what the user handles
+}
+
+int thread_count() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (auto* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+TEST(Heartbeat, AThousandIdleHeartbeatingConnectionsCostNoThreadEach) {
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  if (lim.rlim_cur < 2200 && lim.rlim_max >= 2200) {
+    lim.rlim_cur = 2200;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  const int n = lim.rlim_cur >= 2200 ? 1000 : static_cast<int>(lim.rlim_cur / 2 - 50);
+  tao::Server s(with_timeout(300ms, 2));
+  s.start();
+  const int before = thread_count();
+  std::vector<std::unique_ptr<RawPeer>> peers;
+  for (int i = 0; i < n; ++i)
+    peers.push_back(std::make_unique<RawPeer>(s.port()));
+  ASSERT_TRUE(
+      test::eventually([&] { return s.connection_count() == static_cast<std::size_t>(n); }));
+  const std::string hb = heartbeat_frame();
+  for (int round = 0; round < 15; ++round) { // 900 ms of heartbeats, three timeouts long
+    for (auto& p : peers)
+      p->send(hb);
+    std::this_thread::sleep_for(60ms);
+  }
+  EXPECT_EQ(s.connection_count(), static_cast<std::size_t>(n));
+  EXPECT_EQ(thread_count(), before);
+}
+
+} // namespace
