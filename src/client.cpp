@@ -13,6 +13,7 @@
 #include "core.hpp"
 #include "endpoint.hpp"
 #include "tcp_connection.hpp"
+#include "tls.hpp"
 
 namespace tao {
 namespace asio = boost::asio;
@@ -26,6 +27,7 @@ public:
 
   ClientOptions opts;
   std::shared_ptr<const Codec> codec;
+  std::shared_ptr<TlsConfig> tls; // built at construction, so set-up errors throw there
   std::shared_ptr<Core> core;
   mutable std::mutex mutex;
   ConnectionPtr conn; // guarded by mutex
@@ -104,6 +106,7 @@ Client::Client(ClientOptions options)
   if (o.workers == hardware_threads) o.workers = std::max(1u, std::thread::hardware_concurrency());
   if (o.io_threads == 0) throw std::invalid_argument("tao::Client: io_threads must be at least 1");
   core_->codec = o.codec ? o.codec : std::make_shared<const TlvCodec>(o.max_payload);
+  if (o.tls) core_->tls = detail::make_tls_config(*o.tls, false, o.host);
 }
 
 Client::~Client() {
@@ -124,7 +127,7 @@ std::error_code Client::connect() {
       const auto& o = cc.opts;
       cc.core = std::make_shared<detail::Core>(
           detail::CoreConfig{"client", o.io_threads, o.workers, o.read_chunk, dispatch_, cc.codec,
-                             o.connection, o.heartbeat, false});
+                             o.connection, o.heartbeat, false, cc.tls});
       cc.core->start_threads();
     }
   }

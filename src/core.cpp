@@ -10,7 +10,7 @@ namespace tao::detail {
 
 Core::Core(CoreConfig cfg)
     : role(std::move(cfg.role)), conn_opts(cfg.connection), heartbeat(cfg.heartbeat),
-      heartbeat_reply(cfg.heartbeat_reply), codec(std::move(cfg.codec)),
+      heartbeat_reply(cfg.heartbeat_reply), tls(std::move(cfg.tls)), codec(std::move(cfg.codec)),
       dispatch(std::move(cfg.dispatch)), loops(cfg.io_threads, cfg.read_chunk) {
   if (cfg.workers > 0) workers = std::make_unique<WorkerPool>(WorkerPoolOptions{cfg.workers, 0});
   dispatch->default_run = workers ? Run::on_worker : Run::on_loop;

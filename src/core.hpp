@@ -17,6 +17,10 @@
 #include "loop.hpp"
 
 namespace tao::detail {
+struct TlsConfig;
+}
+
+namespace tao::detail {
 
 struct CoreConfig {
   std::string role; // "server" or "client", for names and logs
@@ -28,6 +32,7 @@ struct CoreConfig {
   ConnectionOptions connection;
   HeartbeatOptions heartbeat;
   bool heartbeat_reply = false;
+  std::shared_ptr<TlsConfig> tls; // null for plain TCP
 };
 
 class Core : public std::enable_shared_from_this<Core> {
@@ -39,6 +44,7 @@ public:
   const ConnectionOptions conn_opts;
   const HeartbeatOptions heartbeat;
   const bool heartbeat_reply;
+  const std::shared_ptr<TlsConfig> tls;
   const std::shared_ptr<const Codec> codec;
   const std::shared_ptr<Dispatch> dispatch;
   LoopPool loops;

@@ -28,6 +28,8 @@ public:
     case errc::closed_locally: return "closed locally";
     case errc::close_timeout: return "graceful close timed out before queued data was sent";
     case errc::heartbeat_timeout: return "heartbeat timeout";
+    case errc::tls_handshake_failed: return "TLS handshake failed";
+    case errc::tls_handshake_timeout: return "TLS handshake timed out";
     }
     return "unknown tao error";
   }

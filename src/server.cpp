@@ -16,6 +16,7 @@
 #include "core.hpp"
 #include "endpoint.hpp"
 #include "tcp_connection.hpp"
+#include "tls.hpp"
 
 namespace tao {
 namespace asio = boost::asio;
@@ -72,6 +73,21 @@ public:
       }
       return;
     }
+    admit(std::move(socket), target);
+    // Take what else is waiting now, so a burst of connects is not served one per loop cycle
+    // (each async accept completes behind all the I/O handlers queued on a busy loop).
+    for (int more = 0; more < 64 && acceptor->is_open() && !core->stopping.load(); ++more) {
+      Loop& next = core->loops.next();
+      tcp::socket s(next.context());
+      boost::system::error_code e;
+      acceptor->accept(s, e);
+      if (e) break; // would_block (nothing waiting), or an error the async accept will report
+      admit(std::move(s), next);
+    }
+    accept_next();
+  }
+
+  void admit(tcp::socket socket, Loop& target) {
     boost::system::error_code ignored;
     if (core->stopping.load()) {
       socket.close(ignored);
@@ -84,7 +100,6 @@ public:
                      local.to_string(), endpoint_of(socket.remote_endpoint(ignored)).to_string(),
                      opts.max_connections, n);
       socket.close(ignored);
-      accept_next();
       return;
     }
     core->connection_created();
@@ -93,7 +108,6 @@ public:
     auto conn = std::make_shared<TcpConnection>(
         core, target, std::move(socket), next_connection_id(), std::move(here), std::move(peer));
     asio::post(target.context(), [conn] { conn->start(); });
-    accept_next();
   }
 
   void request_stop() {
@@ -160,9 +174,9 @@ void Server::start() {
     if (sc.started) throw std::logic_error("tao::Server: start() called twice");
   }
   const auto& o = sc.opts;
-  sc.core = std::make_shared<detail::Core>(
-      detail::CoreConfig{"server", o.io_threads, o.workers, o.read_chunk, dispatch_, codec_,
-                         o.connection, o.heartbeat, o.heartbeat_reply});
+  sc.core = std::make_shared<detail::Core>(detail::CoreConfig{
+      "server", o.io_threads, o.workers, o.read_chunk, dispatch_, codec_, o.connection, o.heartbeat,
+      o.heartbeat_reply, o.tls ? detail::make_tls_config(*o.tls, true, o.host) : nullptr});
 
   detail::Loop& loop0 = sc.acceptor_loop();
   boost::system::error_code ec;
@@ -184,6 +198,7 @@ void Server::start() {
   if (ec) fail("bind");
   acc->listen(o.backlog, ec);
   if (ec) fail("listen on");
+  acc->non_blocking(true, ec); // lets on_accept drain the queue without blocking
   sc.local = detail::endpoint_of(acc->local_endpoint(ec));
   sc.acceptor = std::move(acc);
   sc.backoff = std::make_unique<asio::steady_timer>(loop0.context());

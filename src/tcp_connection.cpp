@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
@@ -15,6 +17,7 @@ namespace {
 
 constexpr std::size_t min_read_room = 16u << 10;
 constexpr std::size_t keep_write_capacity = 64u << 10;
+constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -36,10 +39,25 @@ TcpConnection::TcpConnection(std::shared_ptr<Core> core, Loop& loop, asio::ip::t
                              ConnectionId id, Endpoint local, Endpoint remote)
     : Connection(id, fmt::format("{}#{} {}", core->role, id, remote.to_string()), local, remote,
                  core->codec),
-      core_(std::move(core)), loop_(loop), socket_(std::move(socket)), opts_(core_->conn_opts) {
+      core_(std::move(core)), loop_(loop),
+      tls_(core_->tls ? std::make_unique<TlsStream>(std::move(socket), *core_->tls->context)
+                      : nullptr),
+      socket_(std::move(socket)), opts_(core_->conn_opts) {
   boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  sock().non_blocking(true, ec);
+  sock().set_option(asio::ip::tcp::no_delay(true), ec);
+  if (tls_) {
+    handshake_done_ = false;
+    const TlsConfig& t = *core_->tls;
+    if (!t.server) {
+      // SNI (not for IP literals, which SNI does not allow) and the hostname check.
+      boost::system::error_code not_ip;
+      asio::ip::make_address(t.server_name, not_ip);
+      if (not_ip) SSL_set_tlsext_host_name(tls_->native_handle(), t.server_name.c_str());
+      if (t.options.verify_peer)
+        tls_->set_verify_callback(asio::ssl::host_name_verification(t.server_name));
+    }
+  }
 }
 
 TcpConnection::~TcpConnection() = default;
@@ -59,7 +77,7 @@ void TcpConnection::start(std::function<void(bool)> started) {
       accepting_ = false;
     }
     boost::system::error_code ec;
-    socket_.close(ec);
+    sock().close(ec);
     if (started_) started_(false);
     core_->connection_finished();
     return;
@@ -68,6 +86,46 @@ void TcpConnection::start(std::function<void(bool)> started) {
   if (core_->stopping.load()) { // stop() may have iterated the registry before we joined it
     close();
   }
+  if (tls_) {
+    start_handshake();
+    return;
+  }
+  open_connection();
+}
+
+void TcpConnection::start_handshake() {
+  // The deadline is a per-loop timer: a peer that connects and never finishes is closed.
+  std::weak_ptr<Connection> weak = weak_from_this();
+  handshake_timer_ = loop_.timers().add(
+      Clock::now() + core_->tls->options.handshake_timeout, Duration::zero(), [weak](TimePoint) {
+        auto s = std::static_pointer_cast<TcpConnection>(weak.lock());
+        if (!s || s->handshake_done_ || s->state_ == State::closed) return;
+        s->fail(make_error_code(errc::tls_handshake_timeout),
+                fmt::format("TLS handshake not finished within {} ms",
+                            s->core_->tls->options.handshake_timeout.count()));
+      });
+  tls_->async_handshake(core_->tls->server ? asio::ssl::stream_base::server
+                                           : asio::ssl::stream_base::client,
+                        [s = self()](const boost::system::error_code& ec) { s->on_handshake(ec); });
+}
+
+void TcpConnection::on_handshake(const boost::system::error_code& ec) {
+  loop_.timers().cancel(handshake_timer_);
+  if (state_ == State::closed) return;
+  if (ec) {
+    fail(make_error_code(errc::tls_handshake_failed),
+         "TLS handshake failed: " + describe_tls_error(ec));
+    return;
+  }
+  handshake_done_ = true;
+  tls_buf_ = std::make_unique_for_overwrite<char[]>(tls_read_size);
+  logger()->debug("{}: TLS established ({}{})", name(), SSL_get_version(tls_->native_handle()),
+                  alpn().empty() ? std::string() : ", ALPN " + alpn());
+  flush(); // writes made before the handshake finished
+  if (state_ == State::starting) open_connection();
+}
+
+void TcpConnection::open_connection() {
   logger()->debug("{}: connected", name());
   notify_close_ = true;
   const auto& d = *core_->dispatch;
@@ -178,6 +236,14 @@ TimerId TcpConnection::run_every(Duration interval, TimerCallback fn) {
 
 bool TcpConnection::cancel_timer(TimerId id) { return loop_.timers().cancel(id); }
 
+std::string TcpConnection::alpn() const {
+  if (!tls_ || !handshake_done_) return {};
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(tls_->native_handle(), &p, &n);
+  return std::string(reinterpret_cast<const char*>(p), n);
+}
+
 TimerId TcpConnection::add_timer(TimePoint due, Duration interval, TimerCallback fn) {
   if (!timers_enabled_.load()) return 0;
   auto f = std::make_shared<TimerCallback>(std::move(fn));
@@ -285,6 +351,14 @@ bool TcpConnection::read_blocked() {
 void TcpConnection::begin_read() {
   if (reading_ || state_ != State::open || read_blocked()) return;
   reading_ = true;
+  if (tls_) {
+    // OpenSSL keeps its own buffers, so TLS reads go through a per-connection buffer.
+    tls_->async_read_some(asio::buffer(tls_buf_.get(), tls_read_size),
+                          [s = self()](const boost::system::error_code& ec, std::size_t n) {
+                            s->on_tls_read(ec, n);
+                          });
+    return;
+  }
   socket_.async_wait(asio::socket_base::wait_read,
                      [s = self()](const boost::system::error_code& ec) { s->on_readable(ec); });
 }
@@ -375,6 +449,47 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
       return;
     }
     if (n < room) break; // drained the socket
+  }
+  if (got_frame_) {
+    got_frame_ = false;
+    last_in_ = Clock::now();
+  }
+  begin_read();
+}
+
+void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t n) {
+  reading_ = false;
+  if (state_ != State::open) return;
+  if (ec) {
+    if (ec == asio::error::operation_aborted) return;
+    // A peer that closes without close_notify (stream_truncated) has still closed.
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+      on_peer_eof();
+    } else {
+      fail(ec, "TLS read: " + describe_tls_error(ec));
+    }
+    return;
+  }
+  if (rbeg_ == rend_) {
+    const std::size_t used = parse(tls_buf_.get(), n);
+    if (state_ != State::open) return;
+    if (used < n) keep_leftover(tls_buf_.get() + used, n - used);
+  } else {
+    make_read_room();
+    if (rcap_ - rend_ < n) { // room for all n bytes
+      const std::size_t len = rend_ - rbeg_;
+      auto bigger = std::make_unique_for_overwrite<char[]>(len + n + min_read_room);
+      std::memcpy(bigger.get(), rbuf_.get() + rbeg_, len);
+      rbuf_ = std::move(bigger);
+      rcap_ = len + n + min_read_room;
+      rbeg_ = 0;
+      rend_ = len;
+    }
+    std::memcpy(rbuf_.get() + rend_, tls_buf_.get(), n);
+    rend_ += n;
+    const std::size_t used = parse(rbuf_.get() + rbeg_, rend_ - rbeg_);
+    if (state_ != State::open) return;
+    consume(used);
   }
   if (got_frame_) {
     got_frame_ = false;
@@ -547,7 +662,7 @@ void TcpConnection::on_send_queue_full() {
 }
 
 void TcpConnection::flush() {
-  if (writing_) return;
+  if (writing_ || !handshake_done_) return; // after the handshake, on_handshake flushes
   {
     std::lock_guard lock(wmutex_);
     if (wpending_.empty() || state_ == State::closed) {
@@ -557,9 +672,14 @@ void TcpConnection::flush() {
     wsending_.swap(wpending_);
   }
   writing_ = true;
-  asio::async_write(
-      socket_, asio::buffer(wsending_),
-      [s = self()](const boost::system::error_code& ec, std::size_t n) { s->on_written(ec, n); });
+  last_out_ = Clock::now();
+  auto done = [s = self()](const boost::system::error_code& ec, std::size_t n) {
+    s->on_written(ec, n);
+  };
+  if (tls_)
+    asio::async_write(*tls_, asio::buffer(wsending_), std::move(done));
+  else
+    asio::async_write(socket_, asio::buffer(wsending_), std::move(done));
 }
 
 void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t) {
@@ -613,6 +733,7 @@ void TcpConnection::abort() {
 void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
   if (state_ == State::closed) return;
   if (state_ == State::closing && mode == CloseMode::graceful) return;
+  if (mode == CloseMode::abort) abort_close_ = true;
   set_close_reason(reason);
   open_.store(false, std::memory_order_release);
   close_requested_.store(true);
@@ -622,7 +743,7 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
     accepting_ = false;
     has_output = has_output || flush_active_ || !wpending_.empty();
   }
-  if (mode == CloseMode::graceful && has_output) {
+  if (mode == CloseMode::graceful && has_output && handshake_done_) {
     state_ = State::closing;
     close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), opts_.close_timeout);
     close_timer_->async_wait([s = self()](const boost::system::error_code& ec) {
@@ -640,6 +761,21 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
 
 void TcpConnection::finish_close() {
   if (state_ == State::closed) return;
+  if (tls_ && handshake_done_ && !abort_close_ && !tls_shutdown_started_) {
+    // Send close_notify, but never wait for the peer's answer longer than shutdown_timeout.
+    tls_shutdown_started_ = true;
+    state_ = State::closing;
+    boost::system::error_code ignored;
+    sock().cancel(ignored); // the pending read: the stream allows one read and one write at once
+    std::weak_ptr<Connection> weak = weak_from_this();
+    loop_.timers().add(Clock::now() + core_->tls->options.shutdown_timeout, Duration::zero(),
+                       [weak](TimePoint) {
+                         if (auto s = std::static_pointer_cast<TcpConnection>(weak.lock()))
+                           s->finish_close();
+                       });
+    tls_->async_shutdown([s = self()](const boost::system::error_code&) { s->finish_close(); });
+    return;
+  }
   state_ = State::closed;
   open_.store(false, std::memory_order_release);
   close_requested_.store(true);
@@ -656,12 +792,18 @@ void TcpConnection::finish_close() {
   }
   cancel_all_timers();
   boost::system::error_code ignored;
-  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
-  socket_.close(ignored);
+  sock().shutdown(asio::socket_base::shutdown_both, ignored);
+  sock().close(ignored);
   rbuf_.reset();
+  tls_buf_.reset();
   rcap_ = rbeg_ = rend_ = 0;
   core_->connections.erase(id());
   logger()->debug("{}: closed ({})", name(), close_reason().message());
+  if (started_) { // closed before on_connect answered (e.g. a failed TLS handshake)
+    auto started = std::move(started_);
+    started_ = nullptr;
+    started(false);
+  }
   if (!notify_close_) {
     core_->connection_finished();
     return;

@@ -9,11 +9,13 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <tao/connection.hpp>
 
 #include "core.hpp"
+#include "tls.hpp"
 
 namespace tao::detail {
 
@@ -40,6 +42,8 @@ public:
   TimerId run_at(TimePoint when, TimerCallback fn) override;
   TimerId run_every(Duration interval, TimerCallback fn) override;
   bool cancel_timer(TimerId id) override;
+  bool is_tls() const noexcept override { return tls_ != nullptr; }
+  std::string alpn() const override;
 
   /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
   void run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn, TimePoint due);
@@ -57,7 +61,15 @@ private:
     return std::static_pointer_cast<TcpConnection>(shared_from_this());
   }
 
+  using TlsStream = asio::ssl::stream<asio::ip::tcp::socket>;
+  /// The TCP socket, under TLS or not.
+  asio::ip::tcp::socket& sock() noexcept { return tls_ ? tls_->next_layer() : socket_; }
+
   // Loop thread only.
+  void start_handshake();
+  void on_handshake(const boost::system::error_code& ec);
+  void open_connection();
+  void on_tls_read(const boost::system::error_code& ec, std::size_t n);
   void after_connect(bool accepted);
   void begin_read();
   void on_readable(const boost::system::error_code& ec);
@@ -89,7 +101,10 @@ private:
 
   const std::shared_ptr<Core> core_;
   Loop& loop_;
-  asio::ip::tcp::socket socket_;
+  // The transport: a TLS stream that owns the socket, or the plain socket. Only the handshake,
+  // reading, writing and shutdown differ; everything else is one code path.
+  std::unique_ptr<TlsStream> tls_; // declared before socket_: built from the socket first
+  asio::ip::tcp::socket socket_;   // the plain socket (empty under TLS)
   const ConnectionOptions& opts_;
 
   // Loop thread only.
@@ -109,6 +124,11 @@ private:
   TimePoint last_in_{};                                   // last complete frame from the peer
   TimePoint last_out_{};                                  // last bytes handed to the kernel
   bool got_frame_ = false;
+  bool handshake_done_ = true; // plain TCP has none
+  bool abort_close_ = false;
+  bool tls_shutdown_started_ = false;
+  TimerId handshake_timer_ = 0;
+  std::unique_ptr<char[]> tls_buf_; // TLS only, from the handshake to the close
 
   // Shared with writers on other threads.
   std::mutex wmutex_;

@@ -76,6 +76,11 @@ public:
   /// error, an I/O error from the system category, ...
   std::error_code close_reason() const;
 
+  /// True for a TLS connection.
+  virtual bool is_tls() const noexcept = 0;
+  /// The ALPN protocol negotiated by TLS, or empty.
+  virtual std::string alpn() const = 0;
+
   /// Bytes accepted by write() and not yet handed to the kernel.
   virtual std::size_t queued_bytes() const noexcept = 0;
   /// Decoded messages waiting for (or running on) the worker pool.

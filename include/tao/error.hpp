@@ -10,25 +10,27 @@ namespace tao {
 /// Errors tao reports through std::error_code (category "tao").
 enum class errc {
   ok = 0,
-  frame_too_large,      ///< A frame's length field is over the codec's maximum payload.
-  malformed_frame,      ///< A frame header or delimiter the codec cannot parse.
-  truncated_frame,      ///< The peer closed the connection in the middle of a frame.
-  decode_failed,        ///< A registered message type failed to decode its payload.
-  bad_heartbeat,        ///< A heartbeat frame whose payload is shorter than 8 bytes.
-  unknown_message_type, ///< No handler and no on_message for this type (frame discarded).
-  handler_exception,    ///< A user handler threw; the connection is closed.
-  send_queue_full,      ///< The outgoing queue is at its high-water mark; nothing was queued.
-  not_connected,        ///< The client has no connection (yet, or any more).
-  connection_closed,    ///< The connection is closed or closing; the write was not queued.
-  connection_not_found, ///< unicast() to an id the server does not know.
-  connect_timeout,      ///< The client did not connect within its connect timeout.
-  too_many_connections, ///< Refused: the server is at max_connections.
-  rejected,             ///< on_connect returned false.
-  stopped,              ///< The server or client is stopping.
-  closed_by_peer,       ///< The peer closed the connection.
-  closed_locally,       ///< close() was called on this side.
-  close_timeout,        ///< A graceful close could not flush before its deadline.
-  heartbeat_timeout,    ///< Nothing arrived from the peer within the heartbeat timeout.
+  frame_too_large,       ///< A frame's length field is over the codec's maximum payload.
+  malformed_frame,       ///< A frame header or delimiter the codec cannot parse.
+  truncated_frame,       ///< The peer closed the connection in the middle of a frame.
+  decode_failed,         ///< A registered message type failed to decode its payload.
+  bad_heartbeat,         ///< A heartbeat frame whose payload is shorter than 8 bytes.
+  unknown_message_type,  ///< No handler and no on_message for this type (frame discarded).
+  handler_exception,     ///< A user handler threw; the connection is closed.
+  send_queue_full,       ///< The outgoing queue is at its high-water mark; nothing was queued.
+  not_connected,         ///< The client has no connection (yet, or any more).
+  connection_closed,     ///< The connection is closed or closing; the write was not queued.
+  connection_not_found,  ///< unicast() to an id the server does not know.
+  connect_timeout,       ///< The client did not connect within its connect timeout.
+  too_many_connections,  ///< Refused: the server is at max_connections.
+  rejected,              ///< on_connect returned false.
+  stopped,               ///< The server or client is stopping.
+  closed_by_peer,        ///< The peer closed the connection.
+  closed_locally,        ///< close() was called on this side.
+  close_timeout,         ///< A graceful close could not flush before its deadline.
+  heartbeat_timeout,     ///< Nothing arrived from the peer within the heartbeat timeout.
+  tls_handshake_failed,  ///< The TLS handshake failed (verification, protocol, plaintext peer...).
+  tls_handshake_timeout, ///< The peer did not finish the TLS handshake in time.
 };
 
 /// The category of tao::errc ("tao").

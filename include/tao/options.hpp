@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <tao/codec.hpp>
+#include <tao/tls.hpp>
 
 namespace tao {
 
@@ -74,6 +76,8 @@ struct ServerOptions {
   /// Answer every heartbeat with one (carrying the server's clock), so clients can detect a
   /// dead server with their own timeout.
   bool heartbeat_reply = true;
+  /// Serve TLS instead of plain TCP (certificate and key required).
+  std::optional<TlsOptions> tls{};
 };
 
 struct ClientOptions {
@@ -93,6 +97,8 @@ struct ClientOptions {
   /// answers heartbeats; against a tao server (which answers) set it, e.g. to 45 s, to detect a
   /// dead server or a half-open connection.
   HeartbeatOptions heartbeat{.interval = 15s, .timeout = std::chrono::milliseconds(0)};
+  /// Connect with TLS (the server's certificate is verified against tls->ca unless told not to).
+  std::optional<TlsOptions> tls{};
 };
 
 } // namespace tao

@@ -13,4 +13,5 @@
 #include <tao/options.hpp>
 #include <tao/server.hpp>
 #include <tao/timer.hpp>
+#include <tao/tls.hpp>
 #include <tao/worker_pool.hpp>
