@@ -1,7 +1,9 @@
 #include <tao/client.hpp>
 
+#include <cmath>
 #include <future>
 #include <mutex>
+#include <random>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -21,17 +23,35 @@ namespace detail {
 
 using tcp = asio::ip::tcp;
 
-class ClientCore {
+class ClientCore : public std::enable_shared_from_this<ClientCore> {
 public:
-  explicit ClientCore(ClientOptions o) : opts(std::move(o)) {}
+  explicit ClientCore(ClientOptions o) : opts(std::move(o)), rng(std::random_device{}()) {}
 
   ClientOptions opts;
   std::shared_ptr<const Codec> codec;
   std::shared_ptr<TlsConfig> tls; // built at construction, so set-up errors throw there
   std::shared_ptr<Core> core;
+  std::function<void(std::size_t)> on_reconnect;
+
   mutable std::mutex mutex;
-  ConnectionPtr conn; // guarded by mutex
-  bool stopped = false;
+  ConnectionPtr conn;       // guarded by mutex
+  bool stopped = false;     // guarded by mutex
+  bool deliberate = false;  // guarded by mutex: close()/stop() was called; do not reconnect
+  std::size_t attempt = 0;  // guarded by mutex: reconnect attempts since the last stable link
+  TimerId retry_timer = 0;  // guarded by mutex
+  bool attempting = false;  // guarded by mutex: a reconnect attempt is in flight
+  Buffer queued;            // guarded by mutex: writes made while disconnected
+  TimePoint connected_at{}; // guarded by mutex
+  std::mt19937_64 rng;      // guarded by mutex
+
+  void start_core(const std::shared_ptr<Dispatch>& dispatch);
+  /// Adopts a new connection: sends what was queued, then makes it current (under the mutex, so
+  /// no write can overtake the queue).
+  void adopt(ConnectionPtr c);
+  /// Schedules the next attempt after a full-jitter backoff delay. mutex held.
+  void schedule_retry_locked();
+  void attempt_now();
+  void on_connection_closed(Connection& c);
 };
 
 // One connect attempt: resolve, connect, start; whichever of it and the deadline ends first wins.
@@ -46,13 +66,14 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   tcp::socket socket;
   asio::steady_timer timer;
   bool done = false;
-  std::promise<std::pair<std::error_code, ConnectionPtr>> result;
+  std::function<void(std::error_code, ConnectionPtr)> completion;
 
   void finish(std::error_code ec, ConnectionPtr c = nullptr) {
     if (done) return;
     done = true;
     timer.cancel();
-    result.set_value({ec, std::move(c)});
+    auto fn = std::move(completion);
+    fn(ec, std::move(c));
   }
 
   void run(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {
@@ -117,40 +138,168 @@ Client::~Client() {
   }
 }
 
+namespace detail {
+
+void ClientCore::start_core(const std::shared_ptr<Dispatch>& dispatch) {
+  const auto& o = opts;
+  core = std::make_shared<Core>(CoreConfig{"client", o.io_threads, o.workers, o.read_chunk,
+                                           dispatch, codec, o.connection, o.heartbeat, false, tls});
+  std::weak_ptr<ClientCore> weak = weak_from_this();
+  core->after_close = [weak](Connection& c) {
+    if (auto self = weak.lock()) self->on_connection_closed(c);
+  };
+  core->start_threads();
+}
+
+void ClientCore::adopt(ConnectionPtr c) {
+  std::lock_guard lock(mutex);
+  if (!queued.empty()) {
+    if (auto ec = c->write_encoded(queued.view()))
+      logger()->warn("client: {} queued bytes could not be sent: {}", queued.size(), ec.message());
+    queued = Buffer();
+  }
+  conn = std::move(c);
+  connected_at = Clock::now();
+}
+
+void ClientCore::schedule_retry_locked() {
+  const ReconnectOptions& r = *opts.reconnect;
+  if (deliberate || stopped || attempting || retry_timer != 0) return;
+  if (r.max_attempts != 0 && attempt >= r.max_attempts) {
+    logger()->error("client: giving up on {}:{} after {} reconnect attempts", opts.host, opts.port,
+                    attempt);
+    return;
+  }
+  ++attempt;
+  const double cap_ms =
+      std::min(static_cast<double>(r.max_delay.count()),
+               static_cast<double>(r.initial_delay.count()) *
+                   std::pow(std::max(1.0, r.multiplier), static_cast<double>(attempt - 1)));
+  const auto delay = std::chrono::microseconds(
+      static_cast<long long>(std::uniform_real_distribution<double>(0.0, cap_ms * 1000.0)(rng)));
+  logger()->debug("client: reconnect attempt {} to {}:{} in {} ms", attempt, opts.host, opts.port,
+                  delay.count() / 1000);
+  std::weak_ptr<ClientCore> weak = weak_from_this();
+  retry_timer =
+      core->loops.at(0).timers().add(Clock::now() + delay, Duration::zero(), [weak](TimePoint) {
+        if (auto self = weak.lock()) self->attempt_now();
+      });
+}
+
+void ClientCore::attempt_now() {
+  std::size_t n;
+  {
+    std::lock_guard lock(mutex);
+    retry_timer = 0;
+    if (deliberate || stopped) return;
+    attempting = true;
+    n = attempt;
+  }
+  if (on_reconnect) {
+    try {
+      on_reconnect(n);
+    } catch (const std::exception& e) {
+      logger()->error("client: on_reconnect threw: {}", e.what());
+    }
+  }
+  Loop& loop = core->loops.next();
+  auto op = std::make_shared<ConnectOp>(core, loop);
+  std::weak_ptr<ClientCore> weak = weak_from_this();
+  op->completion = [weak](std::error_code ec, ConnectionPtr c) {
+    auto self = weak.lock();
+    if (!self) return;
+    if (!ec) {
+      bool keep = true;
+      {
+        std::lock_guard lock(self->mutex);
+        self->attempting = false;
+        keep = !self->deliberate && !self->stopped;
+      }
+      if (!keep) {
+        c->close();
+        return;
+      }
+      self->adopt(std::move(c));
+      logger()->info("client: reconnected to {}:{}", self->opts.host, self->opts.port);
+      return;
+    }
+    logger()->debug("client: reconnect to {}:{} failed: {}", self->opts.host, self->opts.port,
+                    ec.message());
+    std::lock_guard lock(self->mutex);
+    self->attempting = false;
+    self->schedule_retry_locked();
+  };
+  asio::post(loop.context(), [op, host = opts.host, port = opts.port, t = opts.connect_timeout] {
+    op->run(host, port, t);
+  });
+}
+
+void ClientCore::on_connection_closed(Connection& c) {
+  std::lock_guard lock(mutex);
+  if (!opts.reconnect || conn.get() != &c) return;
+  // A connection that lasted max_delay was a stable one: start the backoff over.
+  if (Clock::now() - connected_at >= opts.reconnect->max_delay) attempt = 0;
+  schedule_retry_locked();
+}
+
+} // namespace detail
+
+void Client::on_reconnect(std::function<void(std::size_t)> fn) {
+  core_->on_reconnect = std::move(fn);
+}
+
 std::error_code Client::connect() {
   auto& cc = *core_;
   {
     std::lock_guard lock(cc.mutex);
     if (cc.stopped) return errc::stopped;
     if (cc.conn && cc.conn->is_open()) return {};
-    if (!cc.core) {
-      const auto& o = cc.opts;
-      cc.core = std::make_shared<detail::Core>(
-          detail::CoreConfig{"client", o.io_threads, o.workers, o.read_chunk, dispatch_, cc.codec,
-                             o.connection, o.heartbeat, false, cc.tls});
-      cc.core->start_threads();
-    }
+    cc.deliberate = false;
+    if (!cc.core) cc.start_core(dispatch_);
   }
   detail::Loop& loop = cc.core->loops.next();
   auto op = std::make_shared<detail::ConnectOp>(cc.core, loop);
-  auto fut = op->result.get_future();
+  std::promise<std::pair<std::error_code, ConnectionPtr>> result;
+  auto fut = result.get_future();
+  op->completion = [&result](std::error_code ec, ConnectionPtr c) {
+    result.set_value({ec, std::move(c)});
+  };
   asio::post(loop.context(), [op, host = cc.opts.host, port = cc.opts.port,
                               t = cc.opts.connect_timeout] { op->run(host, port, t); });
   auto [ec, conn] = fut.get();
   if (ec) {
     logger()->debug("client: connect to {}:{} failed: {}", cc.opts.host, cc.opts.port,
                     ec.message());
+    if (cc.opts.reconnect) { // keep trying in the background
+      std::lock_guard lock(cc.mutex);
+      cc.schedule_retry_locked();
+    }
     return ec;
   }
-  std::lock_guard lock(cc.mutex);
-  cc.conn = std::move(conn);
+  cc.adopt(std::move(conn));
   return {};
+}
+
+std::error_code Client::write_disconnected(MessageType type,
+                                           detail::FunctionRef<void(Buffer&)> payload) {
+  auto& cc = *core_;
+  std::lock_guard lock(cc.mutex);
+  if (cc.conn && cc.conn->is_open()) { // connected meanwhile: the queue is already flushed
+    Buffer& b = detail::scratch_buffer();
+    b.clear();
+    if (auto ec = cc.codec->encode(type, payload, b)) return ec;
+    return cc.conn->write_encoded(b.view());
+  }
+  if (!cc.opts.reconnect || cc.opts.reconnect->queue_bytes == 0 || cc.deliberate || cc.stopped)
+    return errc::not_connected;
+  if (cc.queued.size() >= cc.opts.reconnect->queue_bytes) return errc::send_queue_full;
+  return cc.codec->encode(type, payload, cc.queued);
 }
 
 std::error_code Client::write(const RawMessage& msg) {
   ConnectionPtr c = connection();
-  if (!c || !c->is_open()) return errc::not_connected;
-  return c->write(msg);
+  if (c && c->is_open()) return c->write(msg);
+  return write_disconnected(msg.type, [&msg](Buffer& b) { b.append(msg.payload); });
 }
 
 ConnectionPtr Client::connection() const {
@@ -172,7 +321,17 @@ bool Client::wait_closed(std::chrono::milliseconds timeout) {
 }
 
 void Client::close() {
-  if (auto c = connection()) c->close();
+  ConnectionPtr c;
+  {
+    std::lock_guard lock(core_->mutex);
+    core_->deliberate = true;
+    if (core_->retry_timer != 0 && core_->core)
+      core_->core->loops.at(0).timers().cancel(core_->retry_timer);
+    core_->retry_timer = 0;
+    core_->queued = Buffer();
+    c = core_->conn;
+  }
+  if (c) c->close();
 }
 
 void Client::stop() {
@@ -181,6 +340,10 @@ void Client::stop() {
     std::lock_guard lock(core_->mutex);
     if (core_->stopped) return;
     core_->stopped = true;
+    core_->deliberate = true;
+    if (core_->retry_timer != 0 && core_->core)
+      core_->core->loops.at(0).timers().cancel(core_->retry_timer);
+    core_->retry_timer = 0;
     core = core_->core;
   }
   if (!core) return;

@@ -51,6 +51,8 @@ public:
   std::unique_ptr<WorkerPool> workers; // null when handlers run on the loops
   ConcurrentMap<ConnectionId, ConnectionPtr> connections;
   std::atomic<bool> stopping{false};
+  /// Called after on_close, where it ran (the client uses it to reconnect).
+  std::function<void(Connection&)> after_close;
 
   /// Freezes the registry and starts loops and workers.
   void start_threads();

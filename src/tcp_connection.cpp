@@ -821,6 +821,7 @@ void TcpConnection::finish_close() {
             logger()->error("{}: on_close threw", c.name());
           }
         }
+        if (self.core_->after_close) self.core_->after_close(c);
         self.core_->connection_finished();
       },
       true);

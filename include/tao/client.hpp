@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <system_error>
 
@@ -30,13 +31,20 @@ public:
   /// Errors: connect_timeout, rejected (on_connect returned false), or the system's error.
   std::error_code connect();
 
-  /// Writes msg on the connection. Errors: not_connected, or those of Connection::write.
+  /// Writes msg on the connection. Errors: not_connected (or, with reconnect.queue_bytes, the
+  /// message is queued for the next connection and send_queue_full once that queue is full), or
+  /// those of Connection::write.
   template <Message T> std::error_code write(const T& msg) {
     ConnectionPtr c = connection();
-    if (!c || !c->is_open()) return errc::not_connected;
-    return c->write(msg);
+    if (c && c->is_open()) return c->write(msg);
+    return write_disconnected(static_cast<MessageType>(T::type),
+                              [&msg](Buffer& b) { msg.encode(b); });
   }
   std::error_code write(const RawMessage& msg);
+
+  /// With reconnect: called before each attempt with its number (1, 2, ...; it starts again at 1
+  /// once a connection has lasted max_delay). Runs on the client's loop. Set before connect().
+  void on_reconnect(std::function<void(std::size_t attempt)> fn);
 
   /// The current connection (may be closed), or null before the first connect.
   ConnectionPtr connection() const;
@@ -45,7 +53,8 @@ public:
   /// Returns true if closed.
   bool wait_closed(std::chrono::milliseconds timeout = std::chrono::milliseconds::max());
 
-  /// Graceful close of the connection; connect() may be called again.
+  /// Graceful close of the connection; no reconnect follows (a pending attempt is cancelled).
+  /// connect() may be called again.
   void close();
   /// Closes and joins the threads; the client is finished.
   void stop();
@@ -54,6 +63,7 @@ public:
   const ClientOptions& options() const noexcept;
 
 private:
+  std::error_code write_disconnected(MessageType type, detail::FunctionRef<void(Buffer&)> payload);
   std::shared_ptr<detail::ClientCore> core_;
 };
 

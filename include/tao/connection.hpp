@@ -134,6 +134,11 @@ private:
   std::error_code close_reason_;
 };
 
+namespace detail {
+/// The calling thread's reusable encode buffer.
+Buffer& scratch_buffer() noexcept;
+} // namespace detail
+
 /// Draws the next connection id (process-wide, starts at 1).
 ConnectionId next_connection_id() noexcept;
 

@@ -80,6 +80,20 @@ struct ServerOptions {
   std::optional<TlsOptions> tls{};
 };
 
+/// Client reconnection: exponential backoff with full jitter. Attempt k waits a uniformly random
+/// time in [0, min(max_delay, initial_delay * multiplier^(k-1))]. A deliberate close() or stop()
+/// never reconnects, and a failed attempt never ends the process.
+struct ReconnectOptions {
+  std::chrono::milliseconds initial_delay{100};
+  std::chrono::milliseconds max_delay{30000};
+  double multiplier = 2.0;
+  /// Attempts after a loss before giving up (logged, on_error is not involved); 0 = forever.
+  std::size_t max_attempts = 0;
+  /// While disconnected, write() queues up to this many bytes (then send_queue_full) and they are
+  /// sent first, in order, on the next connection; 0 = write() answers not_connected.
+  std::size_t queue_bytes = 0;
+};
+
 struct ClientOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 12345;
@@ -99,6 +113,8 @@ struct ClientOptions {
   HeartbeatOptions heartbeat{.interval = 15s, .timeout = std::chrono::milliseconds(0)};
   /// Connect with TLS (the server's certificate is verified against tls->ca unless told not to).
   std::optional<TlsOptions> tls{};
+  /// Reconnect when the connection is lost (or the first connect fails); none = never.
+  std::optional<ReconnectOptions> reconnect{};
 };
 
 } // namespace tao

@@ -18,7 +18,6 @@ namespace tao {
 
 namespace detail {
 class ServerCore;
-Buffer& scratch_buffer() noexcept;
 } // namespace detail
 
 class WorkerPool;
