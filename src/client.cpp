@@ -259,14 +259,17 @@ std::error_code Client::connect() {
   }
   detail::Loop& loop = cc.core->loops.next();
   auto op = std::make_shared<detail::ConnectOp>(cc.core, loop);
-  std::promise<std::pair<std::error_code, ConnectionPtr>> result;
+  std::promise<std::error_code> result;
   auto fut = result.get_future();
-  op->completion = [&result](std::error_code ec, ConnectionPtr c) {
-    result.set_value({ec, std::move(c)});
+  // Adopted on the loop, before the connection reads anything: a peer that closes at once is
+  // then seen as the current connection's close (and reconnects).
+  op->completion = [&result, &cc](std::error_code ec, ConnectionPtr c) {
+    if (!ec) cc.adopt(std::move(c));
+    result.set_value(ec);
   };
   asio::post(loop.context(), [op, host = cc.opts.host, port = cc.opts.port,
                               t = cc.opts.connect_timeout] { op->run(host, port, t); });
-  auto [ec, conn] = fut.get();
+  const std::error_code ec = fut.get();
   if (ec) {
     logger()->debug("client: connect to {}:{} failed: {}", cc.opts.host, cc.opts.port,
                     ec.message());
@@ -276,7 +279,6 @@ std::error_code Client::connect() {
     }
     return ec;
   }
-  cc.adopt(std::move(conn));
   return {};
 }
 
