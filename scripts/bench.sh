@@ -22,7 +22,8 @@ scripts/bench.sh: tao network benchmarks against raw Asio and raw epoll echo ser
   --rounds N     alternating rounds per case (default 3; medians are reported)
   --duration S   measured seconds per run (default 2, quick 0.5)
   --warmup S     seconds of load before measuring (default 0.5, quick 0.2)
-  --only LIST    comma-separated suites: pingpong,memory,broadcast,accept (default all)
+  --only LIST    comma-separated suites: pingpong,memory,broadcast,accept,timers,micro
+                 (default all)
   --no-build     use the binaries in build/release as they are
   --jobs N       build parallelism (default 1: the build shares the machine)
   --out DIR      where results, logs and the table go (default build/bench/<date-time>)
@@ -31,7 +32,7 @@ EOF
 }
 
 ARGS="$*" # echoed with the table, so it says how to reproduce it
-QUICK=0 ROUNDS="" DURATION="" WARMUP="" ONLY="pingpong,memory,broadcast,accept"
+QUICK=0 ROUNDS="" DURATION="" WARMUP="" ONLY="pingpong,memory,broadcast,accept,timers,micro"
 BUILD=1 JOBS=1 OUT=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -89,7 +90,7 @@ if [ "$BUILD" = 1 ]; then
   scripts/setup.sh
   [ -f "$BIN/build.ninja" ] || cmake --preset release >/dev/null
   nice -n 10 cmake --build --preset release -j "$JOBS" --target tao-loadgen tao-bench-asio-echo \
-    tao-bench-epoll-echo tao-echo-server tao-chat-server >&2
+    tao-bench-epoll-echo tao-echo-server tao-chat-server tao-timer-precision tao_micro_bench >&2
 fi
 for b in "$LOADGEN" "$BIN/bench/tao-bench-asio-echo" "$BIN/bench/tao-bench-epoll-echo" \
   "$BIN/examples/tao-echo-server" "$BIN/examples/tao-chat-server"; do
@@ -244,6 +245,26 @@ suite_accept() {
     --mode accept -c "$ACCEPT_CONNECTORS" -s 16 --count "$ACCEPT_MAX" -d "$DURATION" -w "$WARMUP"
 }
 
+# Timers (issue 5): precision under load and periodic drift, then schedule+cancel cost against
+# one asio::steady_timer per timer. Both print their own figures; they go under the tables.
+suite_timers() {
+  local periods=1000
+  [ "$QUICK" = 1 ] && periods=100
+  taskset -c "$SERVER_CPU" "$BIN/bench/tao-timer-precision" --periods "$periods" \
+    | tee "$OUT/timers.txt" >&2
+}
+
+# Micro-benchmarks: worker pool vs a mutex+condvar pool, concurrent map vs mutex+unordered_map,
+# timer schedule+cancel vs asio::steady_timer. Google Benchmark; each row's baseline is in the run.
+suite_micro() {
+  local reps=3
+  [ "$QUICK" = 1 ] && reps=1
+  taskset -c "$SERVER_CPU,$CLIENT_CPU" "$BIN/bench/tao_micro_bench" \
+    --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+    --benchmark_format=console 2>/dev/null | grep -E '^(BM_|-|Benchmark)' \
+    | grep -Ev '_(mean|stddev|cv) ' | tee "$OUT/micro.txt" >&2
+}
+
 start=$(date +%s)
 echo "bench: rounds=$ROUNDS duration=${DURATION}s warmup=${WARMUP}s suites=$ONLY, results in $OUT" >&2
 for suite in ${ONLY//,/ }; do
@@ -264,7 +285,23 @@ done
     "$(date -u '+%Y-%m-%d %H:%M UTC'), $(($(date +%s) - start)) s in all."
   echo "Command: \`scripts/bench.sh${ARGS:+ $ARGS}\`"
   echo
-  awk -f bench/tabulate.awk "$RESULTS"
+  [ -s "$RESULTS" ] && awk -f bench/tabulate.awk "$RESULTS"
+  if [ -s "$OUT/timers.txt" ]; then
+    echo
+    echo "### Timers (tao-timer-precision)"
+    echo
+    echo '```'
+    cat "$OUT/timers.txt"
+    echo '```'
+  fi
+  if [ -s "$OUT/micro.txt" ]; then
+    echo
+    echo "### Micro-benchmarks (tao_micro_bench, median of repetitions)"
+    echo
+    echo '```'
+    cat "$OUT/micro.txt"
+    echo '```'
+  fi
 } >"$OUT/table.md"
 cat "$OUT/table.md"
 if [ -s "$NOTES" ]; then

@@ -23,6 +23,8 @@ namespace detail {
 
 using tcp = asio::ip::tcp;
 
+struct ConnectOp;
+
 class ClientCore : public std::enable_shared_from_this<ClientCore> {
 public:
   explicit ClientCore(ClientOptions o) : opts(std::move(o)), rng(std::random_device{}()) {}
@@ -43,11 +45,14 @@ public:
   Buffer queued;            // guarded by mutex: writes made while disconnected
   TimePoint connected_at{}; // guarded by mutex
   std::mt19937_64 rng;      // guarded by mutex
+  std::weak_ptr<ConnectOp> in_flight; // guarded by mutex: the attempt in flight, if any
 
   void start_core(const std::shared_ptr<Dispatch>& dispatch);
   /// Adopts a new connection: sends what was queued, then makes it current (under the mutex, so
-  /// no write can overtake the queue).
-  void adopt(ConnectionPtr c);
+  /// no write can overtake the queue). Returns false (and closes it) after a deliberate close.
+  bool adopt(ConnectionPtr c);
+  /// Ends an attempt in flight and a pending retry (close or stop). mutex held.
+  void cancel_attempts_locked();
   /// Schedules the next attempt after a full-jitter backoff delay. mutex held.
   void schedule_retry_locked();
   void attempt_now();
@@ -55,12 +60,12 @@ public:
 };
 
 // One connect attempt: resolve, connect, start; whichever of it and the deadline ends first wins.
+// It holds the Core weakly: a pending attempt must not keep alive the io_context that holds it.
 struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
-  ConnectOp(std::shared_ptr<Core> c, Loop& l)
-      : core(std::move(c)), loop(l), resolver(l.context()), socket(l.context()),
-        timer(l.context()) {}
+  ConnectOp(const std::shared_ptr<Core>& c, Loop& l)
+      : core(c), loop(l), resolver(l.context()), socket(l.context()), timer(l.context()) {}
 
-  std::shared_ptr<Core> core;
+  std::weak_ptr<Core> core;
   Loop& loop;
   tcp::resolver resolver;
   tcp::socket socket;
@@ -69,11 +74,23 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   std::function<void(std::error_code, ConnectionPtr)> completion;
 
   void finish(std::error_code ec, ConnectionPtr c = nullptr) {
-    if (done) return;
+    if (done) { // lost the race (e.g. to the deadline): the late connection is not wanted
+      if (c) c->close();
+      return;
+    }
     done = true;
     timer.cancel();
     auto fn = std::move(completion);
     fn(ec, std::move(c));
+  }
+
+  /// Ends the attempt now (the client is stopping). Loop thread.
+  void cancel() {
+    if (done) return;
+    resolver.cancel();
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    finish(errc::stopped);
   }
 
   void run(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {
@@ -101,11 +118,13 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   void on_connected(const boost::system::error_code& ec) {
     if (done) return;
     if (ec) return finish(ec);
+    auto c = core.lock();
+    if (!c || c->stopping.load()) return finish(errc::stopped);
     boost::system::error_code ignored;
     Endpoint here = endpoint_of(socket.local_endpoint(ignored));
     Endpoint peer = endpoint_of(socket.remote_endpoint(ignored));
-    core->connection_created();
-    auto conn = std::make_shared<TcpConnection>(core, loop, std::move(socket), next_connection_id(),
+    c->connection_created();
+    auto conn = std::make_shared<TcpConnection>(c, loop, std::move(socket), next_connection_id(),
                                                 std::move(here), std::move(peer));
     timer.cancel();
     conn->start([self = shared_from_this(), conn](bool ok) {
@@ -131,6 +150,19 @@ Client::Client(ClientOptions options)
 }
 
 Client::~Client() {
+  std::shared_ptr<detail::Core> core = core_->core;
+  if (core && core->in_own_thread()) {
+    // Destroyed from one of its own handlers: this thread cannot join itself, so the stop is
+    // finished on a thread of its own, which also drops the last reference to the loops.
+    {
+      std::lock_guard lock(core_->mutex);
+      core_->deliberate = true;
+      core_->stopped = true;
+      core_->cancel_attempts_locked();
+    }
+    std::thread([core] { core->shutdown(); }).detach();
+    return;
+  }
   try {
     stop();
   } catch (const std::exception& e) {
@@ -151,8 +183,13 @@ void ClientCore::start_core(const std::shared_ptr<Dispatch>& dispatch) {
   core->start_threads();
 }
 
-void ClientCore::adopt(ConnectionPtr c) {
+bool ClientCore::adopt(ConnectionPtr c) {
   std::lock_guard lock(mutex);
+  if (deliberate || stopped) {
+    c->close();
+    return false;
+  }
+  if (conn && conn != c && conn->is_open()) conn->close(); // never two live connections
   if (!queued.empty()) {
     if (auto ec = c->write_encoded(queued.view()))
       logger()->warn("client: {} queued bytes could not be sent: {}", queued.size(), ec.message());
@@ -160,6 +197,13 @@ void ClientCore::adopt(ConnectionPtr c) {
   }
   conn = std::move(c);
   connected_at = Clock::now();
+  return true;
+}
+
+void ClientCore::cancel_attempts_locked() {
+  if (retry_timer != 0 && core) core->loops.at(0).timers().cancel(retry_timer);
+  retry_timer = 0;
+  if (auto o = in_flight.lock()) asio::post(o->loop.context(), [o] { o->cancel(); });
 }
 
 void ClientCore::schedule_retry_locked() {
@@ -207,20 +251,17 @@ void ClientCore::attempt_now() {
   std::weak_ptr<ClientCore> weak = weak_from_this();
   op->completion = [weak](std::error_code ec, ConnectionPtr c) {
     auto self = weak.lock();
-    if (!self) return;
+    if (!self) {
+      if (c) c->close();
+      return;
+    }
     if (!ec) {
-      bool keep = true;
       {
         std::lock_guard lock(self->mutex);
         self->attempting = false;
-        keep = !self->deliberate && !self->stopped;
       }
-      if (!keep) {
-        c->close();
-        return;
-      }
-      self->adopt(std::move(c));
-      logger()->info("client: reconnected to {}:{}", self->opts.host, self->opts.port);
+      if (self->adopt(std::move(c)))
+        logger()->info("client: reconnected to {}:{}", self->opts.host, self->opts.port);
       return;
     }
     logger()->debug("client: reconnect to {}:{} failed: {}", self->opts.host, self->opts.port,
@@ -229,6 +270,10 @@ void ClientCore::attempt_now() {
     self->attempting = false;
     self->schedule_retry_locked();
   };
+  {
+    std::lock_guard lock(mutex);
+    in_flight = op;
+  }
   asio::post(loop.context(), [op, host = opts.host, port = opts.port, t = opts.connect_timeout] {
     op->run(host, port, t);
   });
@@ -250,15 +295,23 @@ void Client::on_reconnect(std::function<void(std::size_t)> fn) {
 
 std::error_code Client::connect() {
   auto& cc = *core_;
+  std::shared_ptr<detail::ConnectOp> op;
   {
     std::lock_guard lock(cc.mutex);
     if (cc.stopped) return errc::stopped;
     if (cc.conn && cc.conn->is_open()) return {};
+    // Blocking here would wait for the very thread that has to complete the connect.
+    if (cc.core && cc.core->in_own_thread())
+      return std::make_error_code(std::errc::resource_deadlock_would_occur);
+    if (cc.attempting) return std::make_error_code(std::errc::operation_in_progress);
+    if (cc.retry_timer != 0) cc.core->loops.at(0).timers().cancel(cc.retry_timer);
+    cc.retry_timer = 0;
     cc.deliberate = false;
     if (!cc.core) cc.start_core(dispatch_);
+    op = std::make_shared<detail::ConnectOp>(cc.core, cc.core->loops.next());
+    cc.in_flight = op;
   }
-  detail::Loop& loop = cc.core->loops.next();
-  auto op = std::make_shared<detail::ConnectOp>(cc.core, loop);
+  detail::Loop& loop = op->loop;
   std::promise<std::error_code> result;
   auto fut = result.get_future();
   // Adopted on the loop, before the connection reads anything: a peer that closes at once is
@@ -327,9 +380,7 @@ void Client::close() {
   {
     std::lock_guard lock(core_->mutex);
     core_->deliberate = true;
-    if (core_->retry_timer != 0 && core_->core)
-      core_->core->loops.at(0).timers().cancel(core_->retry_timer);
-    core_->retry_timer = 0;
+    core_->cancel_attempts_locked();
     core_->queued = Buffer();
     c = core_->conn;
   }
@@ -341,24 +392,17 @@ void Client::stop() {
   {
     std::lock_guard lock(core_->mutex);
     if (core_->stopped) return;
-    core_->stopped = true;
     core_->deliberate = true;
-    if (core_->retry_timer != 0 && core_->core)
-      core_->core->loops.at(0).timers().cancel(core_->retry_timer);
-    core_->retry_timer = 0;
+    core_->cancel_attempts_locked();
     core = core_->core;
-  }
-  if (!core) return;
-  if (core->in_own_thread()) {
-    // From a handler: close now, the destructor joins.
-    {
-      std::lock_guard lock(core_->mutex);
-      core_->stopped = false;
+    if (core && core->in_own_thread()) {
+      // From a handler: close now; stop() from outside (or the destructor) joins later.
+      if (core_->conn) core_->conn->close();
+      return;
     }
-    close();
-    return;
+    core_->stopped = true;
   }
-  core->shutdown();
+  if (core) core->shutdown();
 }
 
 WorkerPool* Client::workers() noexcept {

@@ -19,6 +19,19 @@ void Loop::start() {
   });
 }
 
+Loop::~Loop() {
+  // Normally stopped already. A loop destroyed from its own thread cannot join itself; that is a
+  // bug elsewhere, so say so instead of terminating.
+  if (thread_.joinable()) {
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      logger()->error("loop {} destroyed from its own thread", index_);
+      thread_.detach();
+    } else {
+      stop();
+    }
+  }
+}
+
 void Loop::stop() {
   guard_.reset();
   ctx_.stop();

@@ -22,6 +22,9 @@ class Loop {
 public:
   explicit Loop(std::size_t index, std::size_t read_chunk)
       : index_(index), ctx_(1), scratch_(read_chunk), timers_(ctx_) {}
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
 
   asio::io_context& context() noexcept { return ctx_; }
   std::size_t index() const noexcept { return index_; }

@@ -159,6 +159,18 @@ Server::Server(ServerOptions options)
 }
 
 Server::~Server() {
+  if (core_->core && core_->core->in_own_thread()) {
+    // Destroyed from one of its own handlers: this thread cannot wait for itself, so the stop is
+    // completed on a thread of its own (which keeps what it needs alive).
+    std::thread([c = core_] {
+      try {
+        c->complete_stop();
+      } catch (const std::exception& e) {
+        logger()->error("server: stop after destruction failed: {}", e.what());
+      }
+    }).detach();
+    return;
+  }
   try {
     core_->complete_stop();
   } catch (const std::exception& e) {

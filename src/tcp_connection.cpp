@@ -119,6 +119,13 @@ void TcpConnection::on_handshake(const boost::system::error_code& ec) {
   }
   handshake_done_ = true;
   tls_buf_ = std::make_unique_for_overwrite<char[]>(tls_read_size);
+  {
+    const unsigned char* p = nullptr;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(tls_->native_handle(), &p, &n);
+    std::lock_guard lock(tmutex_);
+    alpn_.assign(reinterpret_cast<const char*>(p), n);
+  }
   logger()->debug("{}: TLS established ({}{})", name(), SSL_get_version(tls_->native_handle()),
                   alpn().empty() ? std::string() : ", ALPN " + alpn());
   flush(); // writes made before the handshake finished
@@ -237,11 +244,8 @@ TimerId TcpConnection::run_every(Duration interval, TimerCallback fn) {
 bool TcpConnection::cancel_timer(TimerId id) { return loop_.timers().cancel(id); }
 
 std::string TcpConnection::alpn() const {
-  if (!tls_ || !handshake_done_) return {};
-  const unsigned char* p = nullptr;
-  unsigned int n = 0;
-  SSL_get0_alpn_selected(tls_->native_handle(), &p, &n);
-  return std::string(reinterpret_cast<const char*>(p), n);
+  std::lock_guard lock(tmutex_);
+  return alpn_;
 }
 
 TimerId TcpConnection::add_timer(TimePoint due, Duration interval, TimerCallback fn) {
@@ -546,10 +550,16 @@ bool TcpConnection::dispatch_frame(const Frame& f) {
       return true;
     }
     if (!d.on_message) {
-      report_error(make_error_code(errc::unknown_message_type),
-                   fmt::format("no handler for message type {}; {}-byte frame discarded", f.type,
-                               f.payload.size()),
-                   true);
+      // Reported for the first few and then every 1024th, so a peer streaming unknown frames
+      // cannot flood the error callbacks, the log or the worker queue.
+      const std::uint64_t n = ++unknown_frames_;
+      if (n <= 8 || n % 1024 == 0) {
+        report_error(make_error_code(errc::unknown_message_type),
+                     fmt::format("no handler for message type {}; {}-byte frame discarded ({} "
+                                 "unknown frame(s) on this connection so far)",
+                                 f.type, f.payload.size(), n),
+                     true);
+      }
       return true;
     }
     if (d.runs_on_loop(Run::by_default)) {
@@ -752,6 +762,7 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
                       fmt::format("close: {} queued bytes not sent within the close timeout",
                                   s->queued_.load()),
                       true);
+      s->abort_close_ = true; // a write may be half done: no TLS close_notify after it
       s->finish_close();
     });
     return;
@@ -761,10 +772,11 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
 
 void TcpConnection::finish_close() {
   if (state_ == State::closed) return;
-  if (tls_ && handshake_done_ && !abort_close_ && !tls_shutdown_started_) {
+  if (tls_ && handshake_done_ && !abort_close_ && !writing_ && !tls_shutdown_started_) {
     // Send close_notify, but never wait for the peer's answer longer than shutdown_timeout.
     tls_shutdown_started_ = true;
     state_ = State::closing;
+    if (close_timer_) close_timer_->cancel();
     boost::system::error_code ignored;
     sock().cancel(ignored); // the pending read: the stream allows one read and one write at once
     std::weak_ptr<Connection> weak = weak_from_this();
@@ -794,8 +806,7 @@ void TcpConnection::finish_close() {
   boost::system::error_code ignored;
   sock().shutdown(asio::socket_base::shutdown_both, ignored);
   sock().close(ignored);
-  rbuf_.reset();
-  tls_buf_.reset();
+  rbuf_.reset(); // (tls_buf_ stays until the destructor: a completed TLS read may still write it)
   rcap_ = rbeg_ = rend_ = 0;
   core_->connections.erase(id());
   logger()->debug("{}: closed ({})", name(), close_reason().message());

@@ -124,6 +124,7 @@ private:
   TimePoint last_in_{};                                   // last complete frame from the peer
   TimePoint last_out_{};                                  // last bytes handed to the kernel
   bool got_frame_ = false;
+  std::uint64_t unknown_frames_ = 0;
   bool handshake_done_ = true; // plain TCP has none
   bool abort_close_ = false;
   bool tls_shutdown_started_ = false;
@@ -141,8 +142,9 @@ private:
   std::atomic<bool> full_reported_{false};
 
   // Timers of this connection, cancelled when it closes.
-  std::mutex tmutex_;
+  mutable std::mutex tmutex_;
   std::vector<TimerId> timer_ids_; // guarded by tmutex_
+  std::string alpn_;               // guarded by tmutex_: set once, after the TLS handshake
   std::atomic<bool> timers_enabled_{true};
 
   // Shared with workers.

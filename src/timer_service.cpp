@@ -65,6 +65,9 @@ bool TimerService::cancel(TimerId id) {
     release(static_cast<std::uint32_t>((id & 0xffffffffu) - 1));
     return true;
   }
+  case State::due: // taken out to run in this batch, not started: it will not run
+    n->state = State::cancelled;
+    return true;
   case State::running:
     // Cancelled from inside its own callback (or while it runs on the loop): a periodic timer
     // will not be rescheduled; a one-shot one has already fired.
@@ -79,17 +82,20 @@ bool TimerService::cancel(TimerId id) {
 bool TimerService::pending(TimerId id) const {
   std::lock_guard lock(mutex_);
   const Node* n = find(id);
-  return n && (n->state == State::pending || (n->state == State::running && n->interval.count()));
+  return n && (n->state == State::pending || n->state == State::due ||
+               (n->state == State::running && n->interval.count()));
 }
 
 void TimerService::clear() {
-  std::vector<Node> dead;
+  std::vector<Callback> dead; // destroyed without the lock
   {
     std::lock_guard lock(mutex_);
-    dead.swap(nodes_);
-    free_.clear();
+    for (std::uint32_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i].state == State::free) continue;
+      dead.push_back(std::move(nodes_[i].cb));
+      release(i); // bumps the generation: ids from before clear() stay stale
+    }
     heap_.clear();
-    active_.store(0);
     armed_ = TimePoint::max();
   }
   timer_.cancel();
@@ -179,12 +185,18 @@ void TimerService::on_timer() {
       const std::uint32_t i = heap_[0];
       heap_remove(0);
       Node& n = nodes_[i];
-      n.state = State::running;
+      n.state = State::due;
       fired_.push_back(Fired{i, n.due, std::move(n.cb)});
     }
   }
   // Callbacks run without the lock, so they may schedule and cancel (themselves included).
   for (Fired& f : fired_) {
+    {
+      // An earlier callback of this batch may have cancelled this one: then it does not run.
+      std::lock_guard lock(mutex_);
+      if (nodes_[f.index].state != State::due) continue;
+      nodes_[f.index].state = State::running;
+    }
     try {
       f.cb(f.due);
     } catch (const std::exception& e) {

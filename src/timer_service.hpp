@@ -41,7 +41,8 @@ public:
   void clear();
 
 private:
-  enum class State : std::uint8_t { free, pending, running, cancelled };
+  // pending: in the heap; due: taken out to run in this batch; running: its callback runs now.
+  enum class State : std::uint8_t { free, pending, due, running, cancelled };
   struct Node {
     TimePoint due{};
     TimePoint start{};

@@ -149,6 +149,25 @@ TEST(BadInput, UnknownTypeWithoutOnMessageIsReportedAndTheConnectionStays) {
   EXPECT_EQ(w.closes(), 0u);
 }
 
+TEST(BadInput, AFloodOfUnknownTypesCannotFloodTheErrorCallbacks) {
+  tao::Server s(test::local_server(2));
+  std::atomic<int> reports{0};
+  s.on_error([&](tao::Connection&, const tao::Error& e) {
+    if (e.code == tao::errc::unknown_message_type) ++reports;
+  });
+  s.start();
+  RawPeer p(s.port());
+  std::string flood;
+  for (int i = 0; i < 10000; ++i)
+    flood += test::frame(77, "");
+  p.send(flood);
+  p.send(test::frame(1, "")); // unregistered in this server too: the last one
+  EXPECT_TRUE(test::eventually([&] { return reports.load() >= 8; }));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_LE(reports.load(), 8 + 10001 / 1024); // the first few, then every 1024th
+  EXPECT_EQ(s.connection_count(), 1u);         // and the connection stays, as in Go Tao
+}
+
 TEST(BadInput, UnknownTypeGoesToOnMessage) {
   for (std::size_t workers : {0u, 2u}) {
     tao::Server s(test::local_server(workers));

@@ -253,3 +253,49 @@ TEST(Reconnect, WorksOverTls) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(ClientLifetime, AClientDestroyedFromItsOwnOnCloseDoesNotCrash) {
+  tao::Server s(test::local_server(0, 1));
+  s.handle<test::Text>([](tao::Connection& c, const test::Text&) { c.close(); });
+  s.start();
+  auto holder = std::make_shared<std::unique_ptr<tao::Client>>(
+      std::make_unique<tao::Client>(test::local_client(s.port())));
+  std::promise<void> destroyed;
+  (*holder)->on_close([holder, &destroyed](tao::Connection&) {
+    holder->reset(); // the client goes away inside its own callback
+    destroyed.set_value();
+  });
+  ASSERT_FALSE((*holder)->connect());
+  (*holder)->write(test::Text{"close me"});
+  auto f = destroyed.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  std::this_thread::sleep_for(100ms); // the stop finishes on a thread of its own
+}
+
+TEST(ClientLifetime, StopWhileConnectIsBlockedInATlsHandshakeReturnsPromptly) {
+  // A listener that accepts and never answers: the client's handshake waits for it.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  auto o = test::local_client(ntohs(a.sin_port));
+  o.tls = tao::TlsOptions{};
+  o.tls->ca_file = std::string(TAO_TEST_CERTS) + "/ca.pem";
+  tao::Client c(o);
+  auto connecting = std::async(std::launch::async, [&] { return c.connect(); });
+  std::this_thread::sleep_for(100ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  c.stop();
+  ASSERT_EQ(connecting.wait_for(3s), std::future_status::ready);
+  EXPECT_TRUE(connecting.get());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  ::close(lfd);
+}
+
+} // namespace

@@ -135,6 +135,19 @@ TEST(TimerQueue, PeriodicTimersKeepTheirPhase) {
   }
 }
 
+TEST(TimerQueue, ATimerCancelledByAnEarlierOneOfTheSameBatchDoesNotRun) {
+  tao::TimerQueue q;
+  std::atomic<int> second_ran{0};
+  std::promise<bool> cancelled;
+  const auto when = tao::Clock::now() + 20ms;
+  std::atomic<tao::TimerId> second{0};
+  q.run_at(when, [&](tao::TimePoint) { cancelled.set_value(q.cancel(second)); });
+  second = q.run_at(when, [&](tao::TimePoint) { ++second_ran; });
+  EXPECT_TRUE(cancelled.get_future().get()); // it had not run yet, so it was still pending
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(second_ran, 0);
+}
+
 TEST(TimerQueue, StaleIdsNeverCancelANewerTimer) {
   tao::TimerQueue q;
   std::promise<void> done;
