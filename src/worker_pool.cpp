@@ -23,6 +23,8 @@ struct WorkerPool::Worker {
   std::vector<Task> queue; // guarded by mutex
   bool sleeping = false;   // guarded by mutex
   bool stopping = false;   // guarded by mutex
+  // Tasks queued and not yet taken by the worker: written under mutex, read anywhere. Counted
+  // per batch, not per task, so producer and worker do not bounce a counter's cache line.
   std::atomic<std::size_t> queued{0};
   std::thread thread;
 };
@@ -45,10 +47,9 @@ std::error_code WorkerPool::submit(std::uint64_t key, Task task) {
   {
     std::lock_guard lock(w.mutex);
     if (w.stopping) return errc::stopped;
-    if (capacity_ != 0 && w.queued.load(std::memory_order_relaxed) >= capacity_)
-      return errc::send_queue_full;
+    if (capacity_ != 0 && w.queue.size() >= capacity_) return errc::send_queue_full;
     w.queue.push_back(std::move(task));
-    w.queued.fetch_add(1, std::memory_order_relaxed);
+    w.queued.store(w.queue.size(), std::memory_order_relaxed);
     wake = w.sleeping;
     w.sleeping = false;
   }
@@ -77,9 +78,9 @@ void WorkerPool::run(Worker& w) {
       }
       if (w.queue.empty()) break; // stopping and drained
       batch.swap(w.queue);
+      w.queued.store(0, std::memory_order_relaxed);
     }
     for (Task& t : batch) {
-      w.queued.fetch_sub(1, std::memory_order_relaxed);
       try {
         t();
       } catch (const std::exception& e) {

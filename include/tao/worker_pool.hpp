@@ -18,7 +18,7 @@ namespace tao {
 struct WorkerPoolOptions {
   /// Worker threads; 0 means one per hardware thread.
   std::size_t threads = 0;
-  /// Tasks one worker may hold before submit() answers errc::send_queue_full; 0 = no limit.
+  /// Tasks waiting for one worker before submit() answers errc::send_queue_full; 0 = no limit.
   /// A Server leaves it at 0 because it bounds each connection instead (max_pending_messages):
   /// it stops reading a connection whose queue is full, so its memory is bounded without
   /// refusing anything it has read.
@@ -44,7 +44,7 @@ public:
   /// Index of the worker that runs tasks for `key`.
   std::size_t worker_for(std::uint64_t key) const noexcept { return key % workers_.size(); }
   std::size_t size() const noexcept { return workers_.size(); }
-  /// Tasks queued and not yet started, over all workers.
+  /// Tasks queued and not yet taken by their worker, over all workers.
   std::size_t queued() const noexcept;
   /// True on one of this pool's worker threads.
   bool in_worker_thread() const noexcept;
