@@ -145,13 +145,17 @@ int main(int argc, char** argv) {
     });
     auto [due, ran] = last.get_future().get();
     q.cancel(id);
-    const auto ideal = first_due + interval * (periods - 1);
+    // Phase: every due time must sit on first_due + k * interval (0 = no drift at all); periods
+    // skipped because a firing ran more than a whole interval late are counted separately.
+    const auto since_first = due - first_due;
+    const auto phase_error = since_first % interval;
+    const long long skipped = since_first / interval - (periods - 1);
     std::printf("case=periodic_drift interval_ms=10 periods=%d first_due_after_create_us=%lld "
-                "last_due_minus_ideal_us=%lld last_ran_late_us=%lld late_p50_us=%.1f "
+                "phase_error_us=%lld periods_skipped=%lld last_ran_late_us=%lld late_p50_us=%.1f "
                 "late_p99_us=%.1f late_max_us=%.1f\n",
                 periods,
                 static_cast<long long>(std::chrono::duration_cast<us>(first_due - created).count()),
-                static_cast<long long>(std::chrono::duration_cast<us>(due - ideal).count()),
+                static_cast<long long>(std::chrono::duration_cast<us>(phase_error).count()), skipped,
                 static_cast<long long>(std::chrono::duration_cast<us>(ran - due).count()),
                 pct(late, 0.50) / 1e3, pct(late, 0.99) / 1e3,
                 static_cast<double>(*std::max_element(late.begin(), late.end())) / 1e3);
