@@ -155,8 +155,8 @@ int main(int argc, char** argv) {
                 "late_p99_us=%.1f late_max_us=%.1f\n",
                 periods,
                 static_cast<long long>(std::chrono::duration_cast<us>(first_due - created).count()),
-                static_cast<long long>(std::chrono::duration_cast<us>(phase_error).count()), skipped,
-                static_cast<long long>(std::chrono::duration_cast<us>(ran - due).count()),
+                static_cast<long long>(std::chrono::duration_cast<us>(phase_error).count()),
+                skipped, static_cast<long long>(std::chrono::duration_cast<us>(ran - due).count()),
                 pct(late, 0.50) / 1e3, pct(late, 0.99) / 1e3,
                 static_cast<double>(*std::max_element(late.begin(), late.end())) / 1e3);
   }

@@ -143,9 +143,9 @@ private:
 
   // Timers of this connection, cancelled when it closes.
   mutable std::mutex tmutex_;
-  std::vector<TimerId> timer_ids_; // guarded by tmutex_
+  std::vector<TimerId> timer_ids_;      // guarded by tmutex_
   std::size_t prune_timer_ids_at_ = 64; // guarded by tmutex_
-  std::string alpn_;               // guarded by tmutex_: set once, after the TLS handshake
+  std::string alpn_;                    // guarded by tmutex_: set once, after the TLS handshake
   std::atomic<bool> timers_enabled_{true};
 
   // Shared with workers.
