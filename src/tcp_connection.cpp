@@ -255,20 +255,7 @@ TimerId TcpConnection::add_timer(TimePoint due, Duration interval, TimerCallback
   const TimerId id = loop_.timers().add(due, interval, [weak, f](TimePoint when) {
     auto s = std::static_pointer_cast<TcpConnection>(weak.lock());
     if (!s) return;
-    s->run_callback(
-        Run::by_default,
-        [f, when](Connection& c) {
-          auto& self = static_cast<TcpConnection&>(c);
-          if (!self.timers_enabled_.load()) return; // closed meanwhile: never after close
-          try {
-            (*f)(c, when);
-          } catch (const std::exception& e) {
-            self.handler_threw(e.what());
-          } catch (...) {
-            self.handler_threw("non-standard exception");
-          }
-        },
-        true);
+    s->run_timer_callback([f, when](Connection& c) { (*f)(c, when); });
   });
   std::lock_guard lock(tmutex_);
   if (!timers_enabled_.load()) { // raced with the close
@@ -321,13 +308,17 @@ void TcpConnection::heartbeat_check(TimePoint now) {
 void TcpConnection::run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn,
                                   TimePoint due) {
   if (state_ != State::open) return;
+  run_timer_callback([fn, due](Connection& c) { (*fn)(c, due); });
+}
+
+void TcpConnection::run_timer_callback(UniqueFunction<void(Connection&)> fn) {
   run_callback(
       Run::by_default,
-      [fn, due](Connection& c) {
+      [f = std::move(fn)](Connection& c) mutable {
         auto& self = static_cast<TcpConnection&>(c);
-        if (!self.timers_enabled_.load()) return;
+        if (!self.timers_enabled_.load()) return; // closed meanwhile: never after close
         try {
-          (*fn)(c, due);
+          f(c);
         } catch (const std::exception& e) {
           self.handler_threw(e.what());
         } catch (...) {

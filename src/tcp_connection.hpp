@@ -96,6 +96,9 @@ private:
   void task_done() noexcept;
   void handler_threw(const std::string& what);
   TimerId add_timer(TimePoint due, Duration interval, TimerCallback fn);
+  /// Runs a timer's or a schedule's callback where this connection's handlers run, unless the
+  /// connection has closed meanwhile; an exception closes the connection as from a handler.
+  void run_timer_callback(UniqueFunction<void(Connection&)> fn);
   void cancel_all_timers();
   void on_send_queue_full();
 
