@@ -710,28 +710,19 @@ void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t)
 // ---------------------------------------------------------------------------------------------
 // Close
 
-void TcpConnection::close() {
+void TcpConnection::close() { request_close(CloseMode::graceful); }
+
+void TcpConnection::abort() { request_close(CloseMode::abort); }
+
+void TcpConnection::request_close(CloseMode mode) {
   close_requested_.store(true);
   {
     std::lock_guard lock(wmutex_);
     accepting_ = false; // writes after close() are refused at once, from any thread
   }
   open_.store(false, std::memory_order_release);
-  asio::post(loop_.context(), [s = self()] {
-    s->do_close(CloseMode::graceful, make_error_code(errc::closed_locally));
-  });
-}
-
-void TcpConnection::abort() {
-  close_requested_.store(true);
-  {
-    std::lock_guard lock(wmutex_);
-    accepting_ = false;
-  }
-  open_.store(false, std::memory_order_release);
-  asio::post(loop_.context(), [s = self()] {
-    s->do_close(CloseMode::abort, make_error_code(errc::closed_locally));
-  });
+  asio::post(loop_.context(),
+             [s = self(), mode] { s->do_close(mode, make_error_code(errc::closed_locally)); });
 }
 
 void TcpConnection::do_close(CloseMode mode, std::error_code reason) {

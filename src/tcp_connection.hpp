@@ -83,6 +83,8 @@ private:
   void keep_leftover(const char* data, std::size_t n);
   void flush();
   void on_written(const boost::system::error_code& ec, std::size_t n);
+  /// close()/abort() from any thread: refuse writes now, close on the loop.
+  void request_close(CloseMode mode);
   void do_close(CloseMode mode, std::error_code reason);
   void finish_close();
   void fail(std::error_code ec, const std::string& text);
