@@ -118,15 +118,8 @@ TEST(Heartbeat, HalfOpenConnectionIsDetectedByTheServer) {
 
 TEST(Heartbeat, HalfOpenConnectionIsDetectedByTheClient) {
   // A listener that accepts and then never sends nor reads: a dead server behind a live socket.
-  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(lfd, 4), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-  auto co = test::local_client(ntohs(a.sin_port));
+  test::RawListener listener(4);
+  auto co = test::local_client(listener.port());
   co.heartbeat.interval = 10ms;
   co.heartbeat.timeout = 50ms;
   tao::Client c(co);
@@ -140,7 +133,6 @@ TEST(Heartbeat, HalfOpenConnectionIsDetectedByTheClient) {
     EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
   }
   EXPECT_EQ(c.write(Text{"x"}), tao::errc::not_connected);
-  ::close(lfd);
 }
 
 TEST(Heartbeat, SlowLorisIsClosedAndOthersAreServed) {

@@ -122,14 +122,8 @@ TEST(Reconnect, WithoutTheQueueWritesWhileDisconnectedSayNotConnected) {
 
 TEST(Reconnect, AttemptTimesGrowAreCappedAndJitterStaysInBounds) {
   // A listener that accepts and closes at once, recording when each attempt arrived.
-  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(lfd, 16), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  test::RawListener listener(16);
+  const int lfd = listener.fd();
   std::mutex m;
   std::vector<std::chrono::steady_clock::time_point> arrivals;
   std::atomic<bool> done{false};
@@ -146,7 +140,7 @@ TEST(Reconnect, AttemptTimesGrowAreCappedAndJitterStaysInBounds) {
       ::close(fd);
     }
   });
-  auto o = test::local_client(ntohs(a.sin_port));
+  auto o = test::local_client(listener.port());
   o.reconnect = tao::ReconnectOptions{
       .initial_delay = 20ms, .max_delay = 160ms, .multiplier = 2.0, .max_attempts = 8};
   tao::Client c(o);
@@ -165,7 +159,6 @@ TEST(Reconnect, AttemptTimesGrowAreCappedAndJitterStaysInBounds) {
   std::this_thread::sleep_for(400ms);
   done = true;
   acceptor.join();
-  ::close(lfd);
   std::lock_guard l(m);
   EXPECT_EQ(arrivals.size(), 9u) << "max_attempts must stop the attempts";
   ASSERT_EQ(numbers.size(), 8u);
@@ -276,15 +269,8 @@ TEST(ClientLifetime, AClientDestroyedFromItsOwnOnCloseDoesNotCrash) {
 
 TEST(ClientLifetime, StopWhileConnectIsBlockedInATlsHandshakeReturnsPromptly) {
   // A listener that accepts and never answers: the client's handshake waits for it.
-  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(lfd, 4), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-  auto o = test::local_client(ntohs(a.sin_port));
+  test::RawListener listener(4);
+  auto o = test::local_client(listener.port());
   o.tls = tao::TlsOptions{};
   o.tls->ca_file = std::string(TAO_TEST_CERTS) + "/ca.pem";
   tao::Client c(o);
@@ -295,7 +281,6 @@ TEST(ClientLifetime, StopWhileConnectIsBlockedInATlsHandshakeReturnsPromptly) {
   ASSERT_EQ(connecting.wait_for(3s), std::future_status::ready);
   EXPECT_TRUE(connecting.get());
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
-  ::close(lfd);
 }
 
 } // namespace

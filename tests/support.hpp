@@ -51,6 +51,33 @@ inline std::string from_hex(std::string_view hex) {
   return out;
 }
 
+/// A listening socket on 127.0.0.1 (ephemeral port) that the test accepts from by hand, or
+/// never: a peer that connects fine and then says nothing.
+class RawListener {
+public:
+  explicit RawListener(int backlog = 16) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_, backlog) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error(std::string("listener: ") + std::strerror(errno));
+    port_ = ntohs(a.sin_port);
+  }
+  ~RawListener() { ::close(fd_); }
+  RawListener(const RawListener&) = delete;
+  RawListener& operator=(const RawListener&) = delete;
+  int fd() const { return fd_; }
+  std::uint16_t port() const { return port_; }
+
+private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
 /// A blocking TCP client on 127.0.0.1 that sends and reads raw bytes.
 class RawPeer {
 public:
