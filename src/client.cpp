@@ -68,7 +68,7 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   std::weak_ptr<Core> core;
   Loop& loop;
   tcp::resolver resolver;
-  tcp::socket socket;
+  Socket socket;
   asio::steady_timer timer;
   bool done = false;
   std::function<void(std::error_code, ConnectionPtr)> completion;

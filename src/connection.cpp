@@ -12,12 +12,21 @@ ConnectionId next_connection_id() noexcept {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
-Connection::Connection(ConnectionId id, std::string name, Endpoint local, Endpoint remote,
+Connection::Connection(ConnectionId id, std::string_view role, Endpoint local, Endpoint remote,
                        std::shared_ptr<const Codec> codec)
-    : id_(id), name_(std::move(name)), local_(std::move(local)), remote_(std::move(remote)),
+    : id_(id), role_(role), local_(std::move(local)), remote_(std::move(remote)),
       codec_(std::move(codec)) {}
 
 Connection::~Connection() = default;
+
+std::string Connection::name() const {
+  std::string out(role_);
+  out += '#';
+  out += std::to_string(id_);
+  out += ' ';
+  out += remote_.to_string();
+  return out;
+}
 
 namespace detail {
 Buffer& scratch_buffer() noexcept {
@@ -58,18 +67,20 @@ void Connection::set_close_reason(std::error_code ec) {
 
 void Connection::set_context(const std::string& key, std::any value) {
   std::lock_guard lock(mutex_);
-  context_[key] = std::move(value);
+  if (!context_) context_ = std::make_unique<ContextMap>();
+  (*context_)[key] = std::move(value);
 }
 
 std::any Connection::context(const std::string& key) const {
   std::lock_guard lock(mutex_);
-  auto it = context_.find(key);
-  return it == context_.end() ? std::any{} : it->second;
+  if (!context_) return {};
+  auto it = context_->find(key);
+  return it == context_->end() ? std::any{} : it->second;
 }
 
 bool Connection::erase_context(const std::string& key) {
   std::lock_guard lock(mutex_);
-  return context_.erase(key) > 0;
+  return context_ && context_->erase(key) > 0;
 }
 
 } // namespace tao

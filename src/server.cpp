@@ -47,14 +47,14 @@ public:
 
   void accept_next() {
     Loop& target = core->loops.next();
-    acceptor->async_accept(target.context(),
-                           [self = shared_from_this(), &target](const boost::system::error_code& ec,
-                                                                tcp::socket socket) {
-                             self->on_accept(ec, std::move(socket), target);
-                           });
+    acceptor->async_accept(
+        target.context(),
+        [self = shared_from_this(), &target](const boost::system::error_code& ec, Socket socket) {
+          self->on_accept(ec, std::move(socket), target);
+        });
   }
 
-  void on_accept(const boost::system::error_code& ec, tcp::socket socket, Loop& target) {
+  void on_accept(const boost::system::error_code& ec, Socket socket, Loop& target) {
     if (!acceptor || !acceptor->is_open() || ec == asio::error::operation_aborted) return;
     if (ec) {
       const bool exhausted = ec == asio::error::no_descriptors ||
@@ -78,7 +78,7 @@ public:
     // (each async accept completes behind all the I/O handlers queued on a busy loop).
     for (int more = 0; more < 64 && acceptor->is_open() && !core->stopping.load(); ++more) {
       Loop& next = core->loops.next();
-      tcp::socket s(next.context());
+      Socket s(next.context());
       boost::system::error_code e;
       acceptor->accept(s, e);
       if (e) break; // would_block (nothing waiting), or an error the async accept will report
@@ -87,7 +87,7 @@ public:
     accept_next();
   }
 
-  void admit(tcp::socket socket, Loop& target) {
+  void admit(Socket socket, Loop& target) {
     boost::system::error_code ignored;
     if (core->stopping.load()) {
       socket.close(ignored);

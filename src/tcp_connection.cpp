@@ -35,10 +35,9 @@ std::string hex_prefix(const char* data, std::size_t n) {
 
 } // namespace
 
-TcpConnection::TcpConnection(std::shared_ptr<Core> core, Loop& loop, asio::ip::tcp::socket socket,
-                             ConnectionId id, Endpoint local, Endpoint remote)
-    : Connection(id, fmt::format("{}#{} {}", core->role, id, remote.to_string()), local, remote,
-                 core->codec),
+TcpConnection::TcpConnection(std::shared_ptr<Core> core, Loop& loop, Socket socket, ConnectionId id,
+                             Endpoint local, Endpoint remote)
+    : Connection(id, core->role, std::move(local), std::move(remote), core->codec),
       core_(std::move(core)), loop_(loop),
       tls_(core_->tls ? std::make_unique<TlsStream>(std::move(socket), *core_->tls->context)
                       : nullptr),
@@ -66,7 +65,7 @@ TcpConnection::~TcpConnection() = default;
 // Start and callbacks
 
 void TcpConnection::start(std::function<void(bool)> started) {
-  started_ = std::move(started);
+  if (started) started_ = std::make_unique<std::function<void(bool)>>(std::move(started));
   if (core_->stopping.load()) {
     // Raced with a stop: never reached on_connect, so no on_close either.
     set_close_reason(make_error_code(errc::stopped));
@@ -78,7 +77,7 @@ void TcpConnection::start(std::function<void(bool)> started) {
     }
     boost::system::error_code ec;
     sock().close(ec);
-    if (started_) started_(false);
+    if (started_) (*started_)(false);
     core_->connection_finished();
     return;
   }
@@ -123,8 +122,8 @@ void TcpConnection::on_handshake(const boost::system::error_code& ec) {
     const unsigned char* p = nullptr;
     unsigned int n = 0;
     SSL_get0_alpn_selected(tls_->native_handle(), &p, &n);
-    std::lock_guard lock(tmutex_);
-    alpn_.assign(reinterpret_cast<const char*>(p), n);
+    std::lock_guard lock(wmutex_);
+    if (n) alpn_ = std::make_unique<const std::string>(reinterpret_cast<const char*>(p), n);
   }
   logger()->debug("{}: TLS established ({}{})", name(), SSL_get_version(tls_->native_handle()),
                   alpn().empty() ? std::string() : ", ALPN " + alpn());
@@ -164,21 +163,20 @@ void TcpConnection::open_connection() {
 
 void TcpConnection::after_connect(bool accepted) {
   auto started = std::move(started_);
-  started_ = nullptr;
   if (state_ != State::starting) { // closed meanwhile
-    if (started) started(false);
+    if (started) (*started)(false);
     return;
   }
   if (!accepted) {
     logger()->debug("{}: rejected by on_connect", name());
-    if (started) started(false);
+    if (started) (*started)(false);
     do_close(CloseMode::abort, make_error_code(errc::rejected));
     return;
   }
   state_ = State::open;
   last_in_ = last_out_ = Clock::now();
   member_pos_ = loop_.add_member(this);
-  if (started) started(true);
+  if (started) (*started)(true);
   begin_read();
 }
 
@@ -244,8 +242,8 @@ TimerId TcpConnection::run_every(Duration interval, TimerCallback fn) {
 bool TcpConnection::cancel_timer(TimerId id) { return loop_.timers().cancel(id); }
 
 std::string TcpConnection::alpn() const {
-  std::lock_guard lock(tmutex_);
-  return alpn_;
+  std::lock_guard lock(wmutex_);
+  return alpn_ ? *alpn_ : std::string();
 }
 
 TimerId TcpConnection::add_timer(TimePoint due, Duration interval, TimerCallback fn) {
@@ -257,7 +255,7 @@ TimerId TcpConnection::add_timer(TimePoint due, Duration interval, TimerCallback
     if (!s) return;
     s->run_timer_callback([f, when](Connection& c) { (*f)(c, when); });
   });
-  std::lock_guard lock(tmutex_);
+  std::lock_guard lock(wmutex_);
   if (!timers_enabled_.load()) { // raced with the close
     loop_.timers().cancel(id);
     return 0;
@@ -276,7 +274,7 @@ void TcpConnection::cancel_all_timers() {
   timers_enabled_.store(false);
   std::vector<TimerId> ids;
   {
-    std::lock_guard lock(tmutex_);
+    std::lock_guard lock(wmutex_);
     ids.swap(timer_ids_);
   }
   for (TimerId id : ids)
@@ -704,6 +702,9 @@ void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t)
     }
   }
   flush();
+  // Nothing more to send: an idle connection holds no write buffer either (the next write
+  // allocates one; a busy one keeps recycling the pair).
+  if (!writing_) std::vector<char>().swap(wsending_);
   if (state_ == State::closing && !writing_) finish_close();
 }
 
@@ -797,8 +798,7 @@ void TcpConnection::finish_close() {
   logger()->debug("{}: closed ({})", name(), close_reason().message());
   if (started_) { // closed before on_connect answered (e.g. a failed TLS handshake)
     auto started = std::move(started_);
-    started_ = nullptr;
-    started(false);
+    (*started)(false);
   }
   if (!notify_close_) {
     core_->connection_finished();

@@ -19,10 +19,15 @@
 
 namespace tao::detail {
 
+/// A TCP socket bound to its loop's io_context executor rather than the type-erased
+/// any_io_executor: 48 bytes smaller, and so is every pending operation's stored executor,
+/// which matters with 10,000s of idle connections.
+using Socket = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
+
 class TcpConnection final : public Connection {
 public:
-  TcpConnection(std::shared_ptr<Core> core, Loop& loop, asio::ip::tcp::socket socket,
-                ConnectionId id, Endpoint local, Endpoint remote);
+  TcpConnection(std::shared_ptr<Core> core, Loop& loop, Socket socket, ConnectionId id,
+                Endpoint local, Endpoint remote);
   ~TcpConnection() override;
 
   /// Registers the connection, runs on_connect, then starts reading. `started(ok)` is called
@@ -54,16 +59,16 @@ public:
   void set_member_pos(std::size_t pos) noexcept { member_pos_ = pos; }
 
 private:
-  enum class State { starting, open, closing, closed };
+  enum class State : std::uint8_t { starting, open, closing, closed };
   enum class CloseMode { graceful, abort };
 
   std::shared_ptr<TcpConnection> self() {
     return std::static_pointer_cast<TcpConnection>(shared_from_this());
   }
 
-  using TlsStream = asio::ssl::stream<asio::ip::tcp::socket>;
+  using TlsStream = asio::ssl::stream<Socket>;
   /// The TCP socket, under TLS or not.
-  asio::ip::tcp::socket& sock() noexcept { return tls_ ? tls_->next_layer() : socket_; }
+  Socket& sock() noexcept { return tls_ ? tls_->next_layer() : socket_; }
 
   // Loop thread only.
   void start_handshake();
@@ -109,16 +114,11 @@ private:
   // The transport: a TLS stream that owns the socket, or the plain socket. Only the handshake,
   // reading, writing and shutdown differ; everything else is one code path.
   std::unique_ptr<TlsStream> tls_; // declared before socket_: built from the socket first
-  asio::ip::tcp::socket socket_;   // the plain socket (empty under TLS)
+  Socket socket_;                  // the plain socket (empty under TLS)
   const ConnectionOptions& opts_;
 
   // Loop thread only.
-  State state_ = State::starting;
-  bool reading_ = false; // an async wait for readability is pending
-  bool paused_for_send_ = false;
-  bool writing_ = false;
-  bool notify_close_ = false; // on_connect was reached, so on_close is owed
-  std::function<void(bool)> started_;
+  std::unique_ptr<std::function<void(bool)>> started_; // until on_connect answers
   std::unique_ptr<char[]> rbuf_; // bytes not yet parsed (null when idle: no read buffer held)
   std::size_t rcap_ = 0;
   std::size_t rbeg_ = 0; // rbuf_[rbeg_, rend_) is unparsed
@@ -128,36 +128,38 @@ private:
   std::size_t member_pos_ = static_cast<std::size_t>(-1); // in loop_.members(), while listed
   TimePoint last_in_{};                                   // last complete frame from the peer
   TimePoint last_out_{};                                  // last bytes handed to the kernel
-  bool got_frame_ = false;
   std::uint64_t unknown_frames_ = 0;
+  TimerId handshake_timer_ = 0;
+  std::unique_ptr<char[]> tls_buf_; // TLS only, from the handshake to the close
+  // The flags are packed together: tens of thousands of idle connections pay for every byte.
+  State state_ = State::starting;
+  bool reading_ = false; // an async wait for readability is pending
+  bool paused_for_send_ = false;
+  bool writing_ = false;
+  bool notify_close_ = false; // on_connect was reached, so on_close is owed
+  bool got_frame_ = false;
   bool handshake_done_ = true; // plain TCP has none
   bool abort_close_ = false;
   bool tls_shutdown_started_ = false;
-  TimerId handshake_timer_ = 0;
-  std::unique_ptr<char[]> tls_buf_; // TLS only, from the handshake to the close
 
-  // Shared with writers on other threads.
-  std::mutex wmutex_;
-  std::vector<char> wpending_; // guarded by wmutex_
-  bool accepting_ = true;      // guarded by wmutex_
-  bool flush_active_ = false;  // guarded by wmutex_: a flush is posted or a write is in flight
-  std::atomic<std::size_t> queued_{0};
+  // Shared with writers, timers and workers on other threads.
+  bool accepting_ = true;     // guarded by wmutex_
+  bool flush_active_ = false; // guarded by wmutex_: a flush is posted or a write is in flight
   std::atomic<bool> open_{true};
   std::atomic<bool> close_requested_{false};
   std::atomic<bool> full_reported_{false};
-
-  // Timers of this connection, cancelled when it closes.
-  mutable std::mutex tmutex_;
-  std::vector<TimerId> timer_ids_;      // guarded by tmutex_
-  std::size_t prune_timer_ids_at_ = 64; // guarded by tmutex_
-  std::string alpn_;                    // guarded by tmutex_: set once, after the TLS handshake
   std::atomic<bool> timers_enabled_{true};
-
-  // Shared with workers.
-  std::atomic<std::size_t> pending_{0};
   std::atomic<bool> paused_for_tasks_{false};
   std::atomic<bool> resume_posted_{false};
   std::atomic<bool> close_after_tasks_{false}; // the peer sent EOF: close once tasks have run
+  mutable std::mutex wmutex_;                  // the write queue, the timer ids and alpn_
+  std::vector<char> wpending_;                 // guarded by wmutex_
+  std::atomic<std::size_t> queued_{0};
+  std::atomic<std::size_t> pending_{0}; // tasks on the worker pool
+  // Timers of this connection, cancelled when it closes.
+  std::vector<TimerId> timer_ids_;          // guarded by wmutex_
+  std::size_t prune_timer_ids_at_ = 64;     // guarded by wmutex_
+  std::unique_ptr<const std::string> alpn_; // guarded by wmutex_: set once, after a TLS handshake
 };
 
 } // namespace tao::detail

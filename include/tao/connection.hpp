@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <unordered_map>
 
@@ -48,8 +49,9 @@ public:
   virtual ~Connection();
 
   ConnectionId id() const noexcept { return id_; }
-  /// "server#17 127.0.0.1:54321" style, for logs.
-  const std::string& name() const noexcept { return name_; }
+  /// "server#17 127.0.0.1:54321" style, for logs (built on each call: not stored, so an idle
+  /// connection does not pay for it).
+  std::string name() const;
   const Endpoint& local_endpoint() const noexcept { return local_; }
   const Endpoint& remote_endpoint() const noexcept { return remote_; }
 
@@ -114,7 +116,8 @@ public:
   bool erase_context(const std::string& key);
 
 protected:
-  Connection(ConnectionId id, std::string name, Endpoint local, Endpoint remote,
+  /// `role` ("server", "client") must outlive the connection.
+  Connection(ConnectionId id, std::string_view role, Endpoint local, Endpoint remote,
              std::shared_ptr<const Codec> codec);
   /// Records the first close reason; later ones are ignored.
   void set_close_reason(std::error_code ec);
@@ -123,14 +126,16 @@ protected:
 private:
   std::error_code write_frame(MessageType type, detail::FunctionRef<void(Buffer&)> payload);
 
+  using ContextMap = std::unordered_map<std::string, std::any>;
+
   const ConnectionId id_;
-  const std::string name_;
+  const std::string_view role_;
   const Endpoint local_;
   const Endpoint remote_;
   const std::shared_ptr<const Codec> codec_;
 
-  mutable std::mutex mutex_; // context_ and close_reason_
-  std::unordered_map<std::string, std::any> context_;
+  mutable std::mutex mutex_;            // context_ and close_reason_
+  std::unique_ptr<ContextMap> context_; // allocated by the first set_context()
   std::error_code close_reason_;
 };
 
