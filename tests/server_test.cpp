@@ -205,6 +205,42 @@ TEST(ClientServer, AHundredFramesInOneWriteAreAllHandledInOrder) {
   }
 }
 
+TEST(ClientServer, ABusyConnectionThatGoesQuietAndComesBackIsServedThroughout) {
+  // A connection with quick small reads gets its own read buffer ("hot"); a big read sends it
+  // back to the loop's scratch buffer, and a quiet second gives the buffer back (the sweep
+  // cancels the pending read). Every transition must keep the byte stream intact.
+  for (std::size_t workers : {0u, 1u}) {
+    SCOPED_TRACE(workers);
+    EchoServer s(test::local_server(workers, 1));
+    s.server.start();
+    RawPeer p(s.server.port());
+    auto ping = [&](const std::string& text) {
+      p.send(test::frame(1, text));
+      auto got = p.read_frame();
+      ASSERT_TRUE(got) << text;
+      EXPECT_EQ(got->second, text);
+    };
+    for (int i = 0; i < 100; ++i)
+      ping("warm " + std::to_string(i));
+    // Half a frame, a pause, the rest: the partial frame waits in the hot buffer.
+    const std::string split = test::frame(1, "split across two reads");
+    p.send(split.substr(0, 7));
+    std::this_thread::sleep_for(5ms);
+    p.send(split.substr(7));
+    auto got = p.read_frame();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->second, "split across two reads");
+    // A frame bigger than the hot buffer.
+    ping(std::string(100'000, 'x'));
+    for (int i = 0; i < 100; ++i)
+      ping("again " + std::to_string(i));
+    std::this_thread::sleep_for(2500ms); // quiet: the read buffer is released
+    for (int i = 0; i < 100; ++i)
+      ping("back " + std::to_string(i));
+    EXPECT_EQ(s.server.connection_count(), 1u);
+  }
+}
+
 TEST(ClientServer, ZeroLengthPayload) {
   EchoServer s;
   s.server.start();
