@@ -27,10 +27,25 @@ bool valid_name(std::string_view s) {
   });
 }
 
-class Rooms {
+// The server is the last member: it is destroyed, and so stopped, before the nickname map its
+// callbacks use.
+class RoomsServer {
 public:
-  explicit Rooms(tao::Server& server) : server_(server) {}
+  explicit RoomsServer(const tao::ServerOptions& options) : server_(options) {
+    // Each connection's callbacks run one at a time and in order, so its own context needs no
+    // lock of ours; other connections' handlers run in parallel and only read it.
+    server_.on_connect([this](tao::Connection& c) {
+      joined(c);
+      return true;
+    });
+    server_.on_close([this](tao::Connection& c) { left(c); });
+    server_.handle<example::Text>(
+        [this](tao::Connection& c, const example::Text& m) { line(c, m.text); });
+  }
 
+  tao::Server& server() { return server_; }
+
+private:
   void joined(tao::Connection& c) {
     std::string nick = "guest" + std::to_string(c.id());
     nicks_.insert(nick, c.id());
@@ -74,7 +89,6 @@ public:
     }
   }
 
-private:
   static void say(tao::Connection& c, const std::string& text) { c.write(example::Text{text}); }
 
   // O(connections) per message: fine for an example; a large server would keep an index from
@@ -128,8 +142,8 @@ private:
     say(c, text);
   }
 
-  tao::Server& server_;
   tao::ConcurrentMap<std::string, tao::ConnectionId> nicks_;
+  tao::Server server_;
 };
 
 } // namespace
@@ -148,17 +162,8 @@ int main(int argc, char** argv) {
   o.port = f.port;
   o.io_threads = example::threads_or_hardware(f.io_threads);
   o.workers = example::threads_or_hardware(f.workers);
-  tao::Server server(o);
-  Rooms rooms(server);
-  // Each connection's callbacks run one at a time and in order, so its own context needs no lock
-  // of ours; other connections' handlers run in parallel and only read it.
-  server.on_connect([&rooms](tao::Connection& c) {
-    rooms.joined(c);
-    return true;
-  });
-  server.on_close([&rooms](tao::Connection& c) { rooms.left(c); });
-  server.handle<example::Text>(
-      [&rooms](tao::Connection& c, const example::Text& m) { rooms.line(c, m.text); });
+  RoomsServer rooms(o);
+  tao::Server& server = rooms.server();
   server.start();
   fmt::print("multi-room chat server listening on {}\n"
              "join with: tao-rooms-client --host {} --port {}\n",
