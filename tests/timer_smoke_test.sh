@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The timer example for real: 2 seconds give 2 ticks and the one-shot timer half way (1000 ms after
-# start, to the millisecond: due times are computed, not measured), then exit code 0.
+# start; its due time is computed, not measured, so only the scheduling itself may add a few ms),
+# then exit code 0.
 #   timer_smoke_test.sh TIMER_BINARY
 source "$(dirname "$0")/smoke_lib.sh"
 timer=$1
@@ -9,4 +10,4 @@ echo "$out"
 grep -Eq '^tick 1 at [0-9:]{8} \([0-9]+ us after its due time\)$' <<<"$out" || smoke_fail "no tick 1"
 grep -Eq '^tick 2 at ' <<<"$out" || smoke_fail "no tick 2"
 grep -q '^tick 3 ' <<<"$out" && smoke_fail "a third tick in 2 seconds"
-grep -q '^one-shot timer fired 1000 ms after start$' <<<"$out" || smoke_fail "no one-shot timer"
+grep -Eq '^one-shot timer fired 100[0-9] ms after start$' <<<"$out" || smoke_fail "no one-shot timer"

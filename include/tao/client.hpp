@@ -24,8 +24,8 @@ class WorkerPool;
 /// is safe from any thread, handlers included.
 class Client : public Handlers {
 public:
-  /// Starts the client's threads; does not connect yet. Throws std::invalid_argument for bad
-  /// options, std::system_error for unreadable TLS files.
+  /// Takes the options; nothing runs until connect(). Throws std::invalid_argument for bad
+  /// options, and an exception naming the file for an unreadable TLS certificate or key.
   explicit Client(ClientOptions options = {});
   /// Closes the connection (gracefully) and joins the threads.
   ~Client();
