@@ -22,17 +22,17 @@ public:
   explicit TaggedCodec(std::size_t max_payload = 64 * 1024) noexcept : max_payload_(max_payload) {}
 
   tao::DecodeResult decode(tao::ByteView in, tao::Frame& out) const override {
-    if (in.size() < header_size) return {tao::DecodeResult::need_more};
+    if (in.size() < header_size) return {tao::DecodeResult::need_more, 0, {}};
     if (in[0] != 'T' || in[1] != 'A')
       return {tao::DecodeResult::invalid, 0, make_error_code(tao::errc::malformed_frame)};
     const std::uint32_t length = be(in, 4, 4);
     // Checked from the header, before waiting for the payload: memory stays bounded.
     if (length > max_payload_)
       return {tao::DecodeResult::invalid, 0, make_error_code(tao::errc::frame_too_large)};
-    if (in.size() - header_size < length) return {tao::DecodeResult::need_more};
+    if (in.size() - header_size < length) return {tao::DecodeResult::need_more, 0, {}};
     out.type = static_cast<tao::MessageType>(be(in, 2, 2));
     out.payload = in.subview(header_size, length); // a view: no copy
-    return {tao::DecodeResult::frame, header_size + length};
+    return {tao::DecodeResult::frame, header_size + length, {}};
   }
 
   std::error_code encode(tao::MessageType type,
@@ -85,7 +85,7 @@ TEST(CustomCodecDoc, EncodesTheDocumentedBytes) {
   const std::string bytes = tagged(7, "hello");
   EXPECT_EQ(TaggedCodec().decode(tao::ByteView(bytes).subview(0, 9), f).status,
             tao::DecodeResult::need_more);
-  const tao::DecodeResult r = TaggedCodec().decode(bytes, f);
+  const tao::DecodeResult r = TaggedCodec().decode(tao::ByteView(bytes), f);
   ASSERT_EQ(r.status, tao::DecodeResult::frame);
   EXPECT_EQ(r.consumed, bytes.size());
   EXPECT_EQ(f.type, 7);
