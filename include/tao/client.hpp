@@ -19,8 +19,13 @@ class ClientCore;
 
 class WorkerPool;
 
+/// A client: one connection to one server, optionally reconnecting (Go Tao's ClientConn).
+/// Thread safety: register handlers and callbacks (Handlers) before connect(); every other member
+/// is safe from any thread, handlers included.
 class Client : public Handlers {
 public:
+  /// Takes the options; nothing runs until connect(). Throws std::invalid_argument for bad
+  /// options, and an exception naming the file for an unreadable TLS certificate or key.
   explicit Client(ClientOptions options = {});
   /// Closes the connection (gracefully) and joins the threads.
   ~Client();
@@ -40,6 +45,7 @@ public:
     return write_disconnected(static_cast<MessageType>(T::type),
                               [&msg](Buffer& b) { msg.encode(b); });
   }
+  /// Writes a frame with a runtime type number and raw payload; same errors as write(msg).
   std::error_code write(const RawMessage& msg);
 
   /// With reconnect: called before each attempt with its number (1, 2, ...; it starts again at 1
@@ -48,6 +54,7 @@ public:
 
   /// The current connection (may be closed), or null before the first connect.
   ConnectionPtr connection() const;
+  /// True while a connection is open.
   bool connected() const;
   /// Blocks until the current connection has closed and its on_close ran, or `timeout` passed.
   /// Returns true if closed.
@@ -59,7 +66,9 @@ public:
   /// Closes and joins the threads; the client is finished.
   void stop();
 
+  /// The worker pool, or null when handlers run on the loop (workers = 0, the default).
   WorkerPool* workers() noexcept;
+  /// The options it was made with.
   const ClientOptions& options() const noexcept;
 
 private:

@@ -15,6 +15,9 @@
 
 namespace tao {
 
+/// A hash map split into `Shards` independently locked shards (Go Tao's ConcurrentMap/ConnMap).
+/// Values are copied out, never referenced, so no lock is held while the caller uses them.
+/// Thread safety: every member is safe from any thread.
 template <class K, class V, class Hash = std::hash<K>, std::size_t Shards = 32>
 class ConcurrentMap {
   static_assert(Shards > 0 && (Shards & (Shards - 1)) == 0, "Shards must be a power of two");
@@ -28,6 +31,7 @@ public:
     if (it == s.map.end()) return std::nullopt;
     return it->second;
   }
+  /// True if `key` is present.
   bool contains(const K& key) const {
     const Shard& s = shard(key);
     std::lock_guard lock(s.mutex);
@@ -82,8 +86,11 @@ public:
         fn(k, v);
     }
   }
+  /// Entries (a snapshot: may be stale by the time it is read).
   std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+  /// True when size() is 0.
   bool empty() const noexcept { return size() == 0; }
+  /// Removes every entry, shard by shard.
   void clear() {
     for (Shard& s : shards_) {
       std::lock_guard lock(s.mutex);

@@ -27,8 +27,8 @@ using ConnectionId = std::uint64_t;
 
 /// An IP address and port.
 struct Endpoint {
-  std::string address;
-  std::uint16_t port = 0;
+  std::string address;    ///< "127.0.0.1", "::1", ...
+  std::uint16_t port = 0; ///< The TCP port.
   /// "127.0.0.1:12345" or "[::1]:12345".
   std::string to_string() const;
 };
@@ -42,17 +42,21 @@ using TimerCallback = std::function<void(Connection&, TimePoint due)>;
 /// One TCP (or TLS) connection. Owned by shared pointers: the framework holds one while the
 /// connection is open; handlers get a reference valid for the call; code that keeps a connection
 /// keeps its ConnectionPtr (shared_from_this()) or its id.
+/// Thread safety: every public member is safe to call from any thread, handlers included.
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   virtual ~Connection();
 
+  /// Process-wide unique id (Go Tao's NetID).
   ConnectionId id() const noexcept { return id_; }
   /// "server#17 127.0.0.1:54321" style, for logs (built on each call: not stored, so an idle
   /// connection does not pay for it).
   std::string name() const;
+  /// This side's address.
   const Endpoint& local_endpoint() const noexcept { return local_; }
+  /// The peer's address.
   const Endpoint& remote_endpoint() const noexcept { return remote_; }
 
   /// Encodes `msg` on the calling thread and queues it; the connection's loop sends it.
@@ -62,6 +66,7 @@ public:
   }
   /// Writes a frame with a runtime type number and raw payload.
   std::error_code write(const RawMessage& msg);
+  /// Writes a frame of `type` whose payload is `payload` (copied); same errors as write(msg).
   std::error_code write_raw(MessageType type, ByteView payload);
   /// Queues bytes that are already whole frames in this connection's codec (broadcast uses it
   /// to encode once). Same errors as write().
@@ -94,6 +99,7 @@ public:
   /// the connection is already closed. An exception from a callback closes the connection, as
   /// from a handler.
   virtual TimerId run_at(TimePoint when, TimerCallback fn) = 0;
+  /// run_at(now + delay, fn).
   TimerId run_after(Duration delay, TimerCallback fn) {
     return run_at(Clock::now() + delay, std::move(fn));
   }
@@ -116,11 +122,13 @@ public:
   bool erase_context(const std::string& key);
 
 protected:
-  /// `role` ("server", "client") must outlive the connection.
+  /// For the framework's connection types (TCP, TLS). `role` ("server", "client") must outlive
+  /// the connection.
   Connection(ConnectionId id, std::string_view role, Endpoint local, Endpoint remote,
              std::shared_ptr<const Codec> codec);
   /// Records the first close reason; later ones are ignored.
   void set_close_reason(std::error_code ec);
+  /// The codec frames are encoded with.
   const Codec& codec() const noexcept { return *codec_; }
 
 private:

@@ -36,16 +36,20 @@ enum class errc {
 /// The category of tao::errc ("tao").
 const std::error_category& error_category() noexcept;
 
+/// Makes tao::errc values convertible to std::error_code.
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), error_category()};
 }
 
 /// What on_error receives: a code to branch on and a text to log.
 struct Error {
-  std::error_code code;
-  std::string message;
+  std::error_code code; ///< A tao::errc or a system error; compare with tao::errc values.
+  std::string message;  ///< A human-readable reason, with details (sizes, bytes in hex, ...).
 };
 
 } // namespace tao
 
+// A standard-library hook, not part of the reference:
+/// \cond
 template <> struct std::is_error_code_enum<tao::errc> : std::true_type {};
+/// \endcond

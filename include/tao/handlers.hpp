@@ -81,6 +81,8 @@ struct Dispatch {
 } // namespace detail
 
 /// Handler registration shared by Server and Client.
+/// Thread safety: register before start() / connect(), from one thread; afterwards the
+/// registry is frozen (registering throws std::logic_error) and read by every thread without locks.
 class Handlers {
 public:
   /// Registers message type T with `fn(Connection&, const T&)`. Throws std::logic_error if T's
@@ -107,9 +109,13 @@ public:
   void handle_raw(MessageType type, std::function<void(Connection&, const Frame&)> fn,
                   Run run = Run::by_default);
 
+  /// Called when a connection opens, before anything is read; false rejects it.
   void on_connect(ConnectCallback cb) { mutable_dispatch().on_connect = std::move(cb); }
+  /// Called for frames whose type has no handler (Go Tao's OnMessageOption).
   void on_message(MessageCallback cb) { mutable_dispatch().on_message = std::move(cb); }
+  /// Called once per connection that reached on_connect, last.
   void on_close(CloseCallback cb) { mutable_dispatch().on_close = std::move(cb); }
+  /// Called on protocol and I/O errors, refused writes and handler exceptions.
   void on_error(ErrorCallback cb) { mutable_dispatch().on_error = std::move(cb); }
   /// Calls fn(connection, due) every `interval` for every open connection, present and future,
   /// where that connection's handlers run by default. One timer per event loop drives it, not
@@ -117,8 +123,10 @@ public:
   void schedule_every(Duration interval, ScheduleCallback fn);
 
 protected:
+  /// An empty registry.
   Handlers() : dispatch_(std::make_shared<detail::Dispatch>()) {}
   ~Handlers() = default;
+  /// The registry, shared with the connections once running.
   std::shared_ptr<detail::Dispatch> dispatch_;
 
 private:

@@ -31,21 +31,22 @@ concept Message = requires(const T& m, Buffer& out, ByteView in) {
 /// A frame as it arrived: its type and payload. The payload views the connection's read buffer
 /// (or a copy owned by the task, for handlers on the worker pool) and is valid for the call only.
 struct Frame {
-  MessageType type = 0;
-  ByteView payload;
+  MessageType type = 0; ///< The frame's type number.
+  ByteView payload;     ///< Its payload bytes.
 };
 
 /// A message with a runtime type number and raw bytes, for writing frames the registry does not
 /// know about (Go Tao's raw Message + type).
 struct RawMessage {
-  MessageType type = 0;
-  std::string payload;
+  MessageType type = 0; ///< The frame's type number.
+  std::string payload;  ///< Its payload bytes, written as they are.
 };
 
 /// The heartbeat message (type 0): the sender's clock as int64 nanoseconds since the Unix epoch.
 struct Heartbeat {
-  static constexpr MessageType type = heartbeat_type;
-  std::int64_t timestamp_ns = 0;
+  static constexpr MessageType type = heartbeat_type; ///< 0.
+  std::int64_t timestamp_ns = 0;                      ///< The sender's clock.
+  /// The timestamp as 8 bytes, little-endian.
   void encode(Buffer& out) const { out.append_le(timestamp_ns); }
   /// Reads the first 8 bytes; longer payloads are accepted, shorter ones fail (as in Go Tao).
   static std::optional<Heartbeat> decode(ByteView in) {

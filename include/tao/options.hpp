@@ -50,6 +50,8 @@ struct HeartbeatOptions {
   std::chrono::milliseconds timeout{0};
 };
 
+/// Everything a Server is configured with; the defaults are written next to each field.
+/// Thread safety: a plain value; copied into the server at construction.
 struct ServerOptions {
   /// Address to listen on: "0.0.0.0" (IPv4), "::" (IPv6 and IPv4), "127.0.0.1", "localhost", ...
   std::string host = "0.0.0.0";
@@ -65,6 +67,7 @@ struct ServerOptions {
   std::size_t max_payload = TlvCodec::default_max_payload;
   /// A custom codec; null = TlvCodec(max_payload).
   std::shared_ptr<const Codec> codec{};
+  /// Per-connection bounds (queues, flow control, close deadline).
   ConnectionOptions connection{};
   /// Bytes read per system call into each loop's shared read buffer.
   std::size_t read_chunk = 64u << 10;
@@ -84,8 +87,11 @@ struct ServerOptions {
 /// time in [0, min(max_delay, initial_delay * multiplier^(k-1))]. A deliberate close() or stop()
 /// never reconnects, and a failed attempt never ends the process.
 struct ReconnectOptions {
+  /// The bound of the first attempt's delay.
   std::chrono::milliseconds initial_delay{100};
+  /// The largest bound; also how long a connection must last for the backoff to start over.
   std::chrono::milliseconds max_delay{30000};
+  /// Growth of the bound per attempt.
   double multiplier = 2.0;
   /// Attempts after a loss before giving up (logged, on_error is not involved); 0 = forever.
   std::size_t max_attempts = 0;
@@ -94,17 +100,26 @@ struct ReconnectOptions {
   std::size_t queue_bytes = 0;
 };
 
+/// Everything a Client is configured with; the defaults are written next to each field.
+/// Thread safety: a plain value; copied into the client at construction.
 struct ClientOptions {
+  /// The server's address or name (resolved at connect time).
   std::string host = "127.0.0.1";
+  /// The server's port.
   std::uint16_t port = 12345;
   /// A connect (name resolution included) that takes longer fails with errc::connect_timeout.
   std::chrono::milliseconds connect_timeout = 5s;
+  /// Event loops, one thread each (one connection needs one).
   std::size_t io_threads = 1;
   /// Worker threads for handlers; 0 (the default for clients) = handlers run on the I/O loop.
   std::size_t workers = 0;
+  /// Maximum frame payload for the default codec.
   std::size_t max_payload = TlvCodec::default_max_payload;
+  /// A custom codec; null = TlvCodec(max_payload). Must match the server's.
   std::shared_ptr<const Codec> codec{};
+  /// Per-connection bounds (queues, flow control, close deadline).
   ConnectionOptions connection{};
+  /// Bytes read per system call.
   std::size_t read_chunk = 64u << 10;
   /// Clients send a heartbeat after 15 s without sending anything (well inside a tao server's
   /// default 60 s timeout). Their own timeout is off by default, because a Go Tao server never

@@ -22,8 +22,12 @@ class ServerCore;
 
 class WorkerPool;
 
+/// A TCP (or TLS) server of typed messages (Go Tao's Server).
+/// Thread safety: register handlers and callbacks (Handlers) before start(); every other member is
+/// safe from any thread, handlers included (stop() from a handler only requests the stop).
 class Server : public Handlers {
 public:
+  /// Takes the options; binds nothing until start(). Throws std::invalid_argument for bad options.
   explicit Server(ServerOptions options = {});
   /// Stops (gracefully) if running.
   ~Server();
@@ -46,11 +50,14 @@ public:
 
   /// The port actually bound (useful with port 0).
   std::uint16_t port() const noexcept;
+  /// The address actually bound.
   Endpoint local_endpoint() const;
+  /// True between start() and the end of stop().
   bool running() const noexcept;
 
   /// The open connection with this id, or null.
   ConnectionPtr connection(ConnectionId id) const;
+  /// Open connections.
   std::size_t connection_count() const noexcept;
   /// Calls fn for every open connection (on a snapshot; connections may close meanwhile).
   void for_each_connection(const std::function<void(const ConnectionPtr&)>& fn) const;
@@ -79,6 +86,7 @@ public:
 
   /// The worker pool, or null when handlers run on the loops.
   WorkerPool* workers() noexcept;
+  /// The options it was made with.
   const ServerOptions& options() const noexcept;
 
 private:

@@ -27,6 +27,7 @@ class Loop;
 /// Timers on a thread of their own, for programs that need timers without connections (Go Tao's
 /// timer example). Callbacks run on that thread, one at a time; equal deadlines fire in the order
 /// they were scheduled; nothing fires early.
+/// Thread safety: every member is safe from any thread, the queue's own callbacks included.
 class TimerQueue {
 public:
   TimerQueue();

@@ -10,19 +10,25 @@
 
 namespace tao {
 
-enum class TlsVersion { tls1_2, tls1_3 };
+/// A TLS protocol version.
+enum class TlsVersion {
+  tls1_2, ///< TLS 1.2
+  tls1_3, ///< TLS 1.3
+};
 
+/// Certificates, verification and protocol limits of a TLS server or client.
+/// Thread safety: a plain value; copied at construction.
 struct TlsOptions {
   /// This side's certificate chain (PEM): a file, or the PEM text itself.
   std::string certificate_chain_file{};
-  std::string certificate_chain_pem{};
+  std::string certificate_chain_pem{}; ///< The chain as PEM text instead of a file.
   /// Its private key (PEM, unencrypted): a file, or the PEM text itself.
   std::string private_key_file{};
-  std::string private_key_pem{};
+  std::string private_key_pem{}; ///< The key as PEM text instead of a file.
   /// CAs that sign the peer's certificate (PEM file or text). A client without either uses the
   /// system's default CA store.
   std::string ca_file{};
-  std::string ca_pem{};
+  std::string ca_pem{}; ///< The CAs as PEM text instead of a file.
   /// Verify the peer's certificate. Clients: on by default. Servers: see
   /// require_client_certificate.
   bool verify_peer = true;
@@ -31,8 +37,8 @@ struct TlsOptions {
   /// Client: the name sent as SNI and checked against the server's certificate; empty = the
   /// host the client connects to. Hostname checking is skipped only with verify_peer = false.
   std::string server_name{};
-  TlsVersion min_version = TlsVersion::tls1_2;
-  TlsVersion max_version = TlsVersion::tls1_3;
+  TlsVersion min_version = TlsVersion::tls1_2; ///< The oldest version accepted.
+  TlsVersion max_version = TlsVersion::tls1_3; ///< The newest version offered.
   /// ALPN protocols, most preferred first (optional). A server picks the first of its own list
   /// that the client offers; Connection::alpn() tells the result.
   std::vector<std::string> alpn{};

@@ -15,6 +15,7 @@
 
 namespace tao {
 
+/// How a WorkerPool is sized. Thread safety: a plain value.
 struct WorkerPoolOptions {
   /// Worker threads; 0 means one per hardware thread.
   std::size_t threads = 0;
@@ -25,10 +26,15 @@ struct WorkerPoolOptions {
   std::size_t queue_capacity = 0;
 };
 
+/// Worker threads where tasks with the same key run in order, one at a time (Go Tao's
+/// WorkerPool). Thread safety: submit(), queued(), size(), worker_for() and in_worker_thread()
+/// are safe from any thread, tasks included; stop() from any thread except one of its workers.
 class WorkerPool {
 public:
+  /// A task: any move-only callable taking nothing.
   using Task = detail::UniqueFunction<void()>;
 
+  /// Starts the threads.
   explicit WorkerPool(WorkerPoolOptions options = {});
   /// Runs every task already queued, then joins the threads.
   ~WorkerPool();
@@ -43,6 +49,7 @@ public:
 
   /// Index of the worker that runs tasks for `key`.
   std::size_t worker_for(std::uint64_t key) const noexcept { return key % workers_.size(); }
+  /// Worker threads.
   std::size_t size() const noexcept { return workers_.size(); }
   /// Tasks queued and not yet taken by their worker, over all workers.
   std::size_t queued() const noexcept;

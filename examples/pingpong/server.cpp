@@ -1,0 +1,23 @@
+// Pingpong server: sends every frame back as it came, without decoding it (muduo's and Go Tao's
+// pingpong). Frames whose type has no handler go to on_message, which sees them raw: the payload
+// is a view into the read buffer, written back without a copy into a message object.
+#include "common/example.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tao pingpong server"};
+  example::Flags f;
+  example::add_common_flags(app, f, true);
+  CLI11_PARSE(app, argc, argv);
+  tao::set_log_level(f.log_level);
+
+  tao::Server server({.host = f.host,
+                      .port = f.port,
+                      .io_threads = example::threads_or_hardware(f.io_threads),
+                      .workers = f.workers}); // 0 (default): on the loops, the fastest placement
+  server.on_message(
+      [](tao::Connection& c, const tao::Frame& frame) { c.write_raw(frame.type, frame.payload); });
+  server.start();
+  fmt::print("pingpong server listening on {}\n", server.local_endpoint().to_string());
+  std::fflush(stdout);
+  return server.run_until_signal();
+}
