@@ -87,6 +87,10 @@ private:
   void request_close(CloseMode mode);
   void do_close(CloseMode mode, std::error_code reason);
   void finish_close();
+  /// After a graceful close's last write: FIN, then read and discard until the peer's EOF.
+  void start_linger();
+  void on_linger_readable(const boost::system::error_code& ec);
+  void linger_tick();
   void fail(std::error_code ec, const std::string& text);
   void submit_task(Task task);
 
@@ -133,6 +137,10 @@ private:
   bool handshake_done_ = true; // plain TCP has none
   bool abort_close_ = false;
   bool tls_shutdown_started_ = false;
+  bool peer_eof_ = false;
+  bool lingering_ = false;
+  TimePoint linger_until_{};   // the lingering close gives up at this
+  TimePoint last_linger_in_{}; // last bytes discarded while lingering
   TimerId handshake_timer_ = 0;
   std::unique_ptr<char[]> tls_buf_; // TLS only, from the handshake to the close
 
