@@ -853,6 +853,7 @@ void TcpConnection::start_linger() {
   // or until close_timeout, whichever comes first; only then close the socket.
   lingering_ = true;
   state_ = State::closing;
+  cancel_all_timers(); // for the application the connection is over: no timer fires from here
   boost::system::error_code ec;
   socket_.shutdown(asio::socket_base::shutdown_send, ec);
   if (ec) {
