@@ -23,6 +23,8 @@ constexpr Duration hot_gap = std::chrono::milliseconds(50);
 constexpr Duration cool_after = std::chrono::seconds(1);
 constexpr std::size_t keep_write_capacity = 64u << 10;
 constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
+// A lingering close ends when the peer has sent nothing for this long (see start_linger).
+constexpr auto linger_idle = std::chrono::milliseconds(100);
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -582,10 +584,26 @@ void TcpConnection::on_peer_eof() {
     return;
   }
   logger()->debug("{}: peer closed its side", name());
+  peer_eof_ = true;
   // Let the handlers of what the peer sent finish (their replies are sent), then close.
   close_after_tasks_.store(true);
   close_requested_.store(true);
-  if (pending_.load() == 0) do_close(CloseMode::graceful, make_error_code(errc::closed_by_peer));
+  if (pending_.load() == 0) {
+    do_close(CloseMode::graceful, make_error_code(errc::closed_by_peer));
+    return;
+  }
+  // ... but not forever: a blocked handler must not keep the connection and its descriptor. No
+  // heartbeat would catch it (reading has stopped), so the wait gets close_timeout of its own.
+  close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), opts_.close_timeout);
+  close_timer_->async_wait([s = self()](const boost::system::error_code& ec) {
+    if (ec || s->state_ != State::open) return;
+    s->report_error(make_error_code(errc::close_timeout),
+                    fmt::format("the peer closed its side; {} handler task(s) still unfinished "
+                                "after the close timeout: closing without their replies",
+                                s->pending_.load()),
+                    true);
+    s->do_close(CloseMode::graceful, make_error_code(errc::closed_by_peer));
+  });
 }
 
 std::size_t TcpConnection::parse(const char* data, std::size_t n) {
@@ -854,6 +872,10 @@ void TcpConnection::finish_close() {
     tls_->async_shutdown([s = self()](const boost::system::error_code&) { s->finish_close(); });
     return;
   }
+  if (!tls_ && !abort_close_ && !peer_eof_ && !lingering_ && !writing_) {
+    start_linger();
+    return;
+  }
   state_ = State::closed;
   open_.store(false, std::memory_order_release);
   close_requested_.store(true);
@@ -904,6 +926,69 @@ void TcpConnection::finish_close() {
         self.core_->connection_finished();
       },
       true);
+}
+
+void TcpConnection::start_linger() {
+  // Closing a socket that still has unread input (the peer was sending when we closed) makes the
+  // kernel send RST instead of FIN and throw away what is still in its send buffer: replies that
+  // write() accepted and the last async_write handed over would never reach the peer. So: FIN
+  // first, then read and discard until the peer's EOF, until it has been quiet for linger_idle,
+  // or until close_timeout, whichever comes first; only then close the socket.
+  lingering_ = true;
+  state_ = State::closing;
+  cancel_all_timers(); // for the application the connection is over: no timer fires from here
+  boost::system::error_code ec;
+  socket_.shutdown(asio::socket_base::shutdown_send, ec);
+  if (ec) {
+    finish_close();
+    return;
+  }
+  const TimePoint now = Clock::now();
+  linger_until_ = now + opts_.close_timeout;
+  last_linger_in_ = now;
+  socket_.async_wait(
+      asio::socket_base::wait_read,
+      [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });
+  close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), linger_idle);
+  close_timer_->async_wait([s = self()](const boost::system::error_code& e) {
+    if (!e) s->linger_tick();
+  });
+}
+
+void TcpConnection::on_linger_readable(const boost::system::error_code& wait_ec) {
+  if (state_ == State::closed) return;
+  if (wait_ec) {
+    finish_close();
+    return;
+  }
+  auto& scratch = loop_.scratch();
+  for (;;) {
+    boost::system::error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) { // EOF (the peer has everything and closed) or an error: nothing more to wait for
+      finish_close();
+      return;
+    }
+    last_linger_in_ = Clock::now();
+    if (n < scratch.size()) break;
+  }
+  socket_.async_wait(
+      asio::socket_base::wait_read,
+      [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });
+}
+
+void TcpConnection::linger_tick() {
+  if (state_ == State::closed) return;
+  const TimePoint now = Clock::now();
+  if (now >= linger_until_ || now - last_linger_in_ >= linger_idle) {
+    finish_close(); // closes the socket, which cancels the pending wait
+    return;
+  }
+  close_timer_->expires_after(linger_idle);
+  close_timer_->async_wait([s = self()](const boost::system::error_code& e) {
+    if (!e) s->linger_tick();
+  });
 }
 
 void TcpConnection::fail(std::error_code ec, const std::string& text) {

@@ -93,6 +93,10 @@ private:
   void request_close(CloseMode mode);
   void do_close(CloseMode mode, std::error_code reason);
   void finish_close();
+  /// After a graceful close's last write: FIN, then read and discard until the peer's EOF.
+  void start_linger();
+  void on_linger_readable(const boost::system::error_code& ec);
+  void linger_tick();
   void fail(std::error_code ec, const std::string& text);
   void submit_task(Task task);
 
@@ -132,6 +136,8 @@ private:
   std::uint64_t unknown_frames_ = 0;
   TimerId handshake_timer_ = 0;
   std::unique_ptr<char[]> tls_buf_; // TLS only, from the handshake to the close
+  TimePoint linger_until_{};        // the lingering close gives up at this
+  TimePoint last_linger_in_{};      // last bytes discarded while lingering
   // The flags are packed together: tens of thousands of idle connections pay for every byte.
   State state_ = State::starting;
   bool reading_ = false; // an async wait for readability is pending
@@ -145,6 +151,8 @@ private:
   bool hot_ = false;             // reads with async_read_some into rbuf_ (see begin_read)
   bool cooling_ = false;         // heartbeat_check cancelled the hot read to release rbuf_
   std::uint8_t read_streak_ = 0; // consecutive quick wake-ups that brought small reads
+  bool peer_eof_ = false;
+  bool lingering_ = false;
 
   // Shared with writers, timers and workers on other threads.
   bool accepting_ = true;     // guarded by wmutex_
