@@ -49,9 +49,7 @@ void Core::start_heartbeat_sweeps() {
   Duration shortest = Duration::max();
   if (heartbeat.interval.count() > 0) shortest = std::min<Duration>(shortest, heartbeat.interval);
   if (heartbeat.timeout.count() > 0) shortest = std::min<Duration>(shortest, heartbeat.timeout);
-  // Without heartbeats the sweep still runs once a second: it releases the read buffers of
-  // connections that were busy and went quiet.
-  if (shortest == Duration::max()) shortest = std::chrono::seconds(4);
+  if (shortest == Duration::max()) return;
   const Duration period =
       std::clamp<Duration>(shortest / 4, std::chrono::milliseconds(1), std::chrono::seconds(1));
   for (std::size_t i = 0; i < loops.size(); ++i) {

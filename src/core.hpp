@@ -60,8 +60,7 @@ public:
   /// for their on_close, then stops workers and loops. Must not run on a loop or worker thread.
   void shutdown();
   bool in_own_thread() const noexcept;
-  /// One periodic timer per loop that checks (and sends) heartbeats for its connections and
-  /// releases the read buffers of connections that went quiet.
+  /// One periodic timer per loop that checks (and sends) heartbeats for its connections.
   void start_heartbeat_sweeps();
 
   /// A connection exists from creation until its on_close has run.

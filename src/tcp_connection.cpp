@@ -16,11 +16,6 @@ namespace tao::detail {
 namespace {
 
 constexpr std::size_t min_read_room = 16u << 10;
-// A connection whose wake-ups bring data this many times in a row, each within hot_gap of the
-// last, reads into its own buffer (see begin_read); one quiet for cool_after goes back.
-constexpr int hot_streak = 3;
-constexpr Duration hot_gap = std::chrono::milliseconds(50);
-constexpr Duration cool_after = std::chrono::seconds(1);
 constexpr std::size_t keep_write_capacity = 64u << 10;
 constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
 // A lingering close ends when the peer has sent nothing for this long (see start_linger).
@@ -290,14 +285,6 @@ void TcpConnection::cancel_all_timers() {
 
 void TcpConnection::heartbeat_check(TimePoint now) {
   if (state_ != State::open) return;
-  if (hot_ && reading_ && !writing_ && !cooling_ && rbeg_ == rend_ &&
-      now - last_in_ >= cool_after) {
-    // Quiet for a while: give the read buffer back. Cancelling is safe only without a write in
-    // flight (it cancels every operation on the socket); the next sweep tries again otherwise.
-    cooling_ = true;
-    boost::system::error_code ignored;
-    socket_.cancel(ignored);
-  }
   const HeartbeatOptions& hb = core_->heartbeat;
   if (hb.timeout.count() > 0) {
     // While we stopped reading (backpressure), the silence is ours, not the peer's.
@@ -370,64 +357,8 @@ void TcpConnection::begin_read() {
                           });
     return;
   }
-  if (hot_) {
-    // A busy connection reads into its own buffer with async_read_some: Asio tries the read at
-    // once and otherwise queues it without touching epoll, where a readiness wait re-arms the
-    // descriptor with one epoll_ctl per wake-up (a syscall per message in a ping-pong).
-    make_read_room();
-    socket_.async_read_some(asio::buffer(rbuf_.get() + rend_, rcap_ - rend_),
-                            [s = self()](const boost::system::error_code& ec, std::size_t n) {
-                              s->on_hot_read(ec, n);
-                            });
-    return;
-  }
-  // An idle connection holds no read buffer: it waits for readability, then reads into the
-  // loop's scratch buffer.
   socket_.async_wait(asio::socket_base::wait_read,
                      [s = self()](const boost::system::error_code& ec) { s->on_readable(ec); });
-}
-
-void TcpConnection::on_hot_read(const boost::system::error_code& ec, std::size_t n) {
-  reading_ = false;
-  if (state_ != State::open) return;
-  if (ec == asio::error::operation_aborted && cooling_) { // heartbeat_check cooled it down
-    cooling_ = false;
-    hot_ = false;
-    read_streak_ = 0;
-    if (rbeg_ == rend_) consume(0); // releases the buffer
-    logger()->trace("{}: quiet, read buffer released", name());
-    begin_read();
-    return;
-  }
-  if (ec == asio::error::eof) {
-    on_peer_eof();
-    return;
-  }
-  if (ec) {
-    if (ec != asio::error::operation_aborted) fail(ec, "read: " + ec.message());
-    return;
-  }
-  const bool filled = n == rcap_ - rend_;
-  rend_ += n;
-  const std::size_t used = parse(rbuf_.get() + rbeg_, rend_ - rbeg_);
-  if (state_ != State::open) return;
-  if (filled) {
-    // A stream, not a chat: the cold path's big scratch reads serve it with fewer syscalls.
-    hot_ = false;
-    read_streak_ = 0;
-  }
-  consume(used);
-  if (got_frame_) {
-    got_frame_ = false;
-    last_in_ = Clock::now();
-  }
-  if (hot_) {
-    // Read again after the loop's other ready work, the replies just queued included: by then
-    // the peer has often answered, and Asio's speculative read finds the data without a wait.
-    asio::post(loop_.context(), [s = self()] { s->begin_read(); });
-    return;
-  }
-  begin_read();
 }
 
 void TcpConnection::resume_reading() {
@@ -442,12 +373,8 @@ void TcpConnection::resume_reading() {
 
 void TcpConnection::consume(std::size_t n) {
   rbeg_ += n;
-  if (rbeg_ == rend_) {
-    if (hot_) { // a busy connection keeps its buffer for the next read
-      rbeg_ = rend_ = 0;
-      return;
-    }
-    rbuf_.reset(); // an idle connection holds no read buffer
+  if (rbeg_ == rend_) { // an idle connection holds no read buffer
+    rbuf_.reset();
     rcap_ = rbeg_ = rend_ = 0;
   }
 }
@@ -523,14 +450,7 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
   }
   if (got_frame_) {
     got_frame_ = false;
-    const TimePoint now = Clock::now();
-    // Small reads in quick succession make the connection hot; a big read (a stream) does not.
-    const bool small = rbeg_ == rend_ && !tls_;
-    read_streak_ = small && now - last_in_ < hot_gap && read_streak_ < hot_streak
-                       ? static_cast<std::uint8_t>(read_streak_ + 1)
-                       : std::uint8_t{0};
-    if (read_streak_ >= hot_streak) hot_ = true;
-    last_in_ = now;
+    last_in_ = Clock::now();
   }
   begin_read();
 }
@@ -894,11 +814,8 @@ void TcpConnection::finish_close() {
   boost::system::error_code ignored;
   sock().shutdown(asio::socket_base::shutdown_both, ignored);
   sock().close(ignored);
-  // A hot connection's pending read targets rbuf_, and a TLS read may still write tls_buf_: both
-  // stay until the destructor.
-  if (!hot_) rbuf_.reset();
-  rbeg_ = rend_ = 0;
-  if (!rbuf_) rcap_ = 0;
+  rbuf_.reset(); // (tls_buf_ stays until the destructor: a completed TLS read may still write it)
+  rcap_ = rbeg_ = rend_ = 0;
   core_->connections.erase(id());
   logger()->debug("{}: closed ({})", name(), close_reason().message());
   if (started_) { // closed before on_connect answered (e.g. a failed TLS handshake)

@@ -78,7 +78,6 @@ private:
   void after_connect(bool accepted);
   void begin_read();
   void on_readable(const boost::system::error_code& ec);
-  void on_hot_read(const boost::system::error_code& ec, std::size_t n);
   void on_peer_eof();
   void consume(std::size_t n);
   void make_read_room();
@@ -148,9 +147,6 @@ private:
   bool handshake_done_ = true; // plain TCP has none
   bool abort_close_ = false;
   bool tls_shutdown_started_ = false;
-  bool hot_ = false;             // reads with async_read_some into rbuf_ (see begin_read)
-  bool cooling_ = false;         // heartbeat_check cancelled the hot read to release rbuf_
-  std::uint8_t read_streak_ = 0; // consecutive quick wake-ups that brought small reads
   bool peer_eof_ = false;
   bool lingering_ = false;
 

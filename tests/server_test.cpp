@@ -206,9 +206,8 @@ TEST(ClientServer, AHundredFramesInOneWriteAreAllHandledInOrder) {
 }
 
 TEST(ClientServer, ABusyConnectionThatGoesQuietAndComesBackIsServedThroughout) {
-  // A connection with quick small reads gets its own read buffer ("hot"); a big read sends it
-  // back to the loop's scratch buffer, and a quiet second gives the buffer back (the sweep
-  // cancels the pending read). Every transition must keep the byte stream intact.
+  // Bursts of small frames, a frame split across reads, one bigger than a read, a quiet spell
+  // (the idle connection gives its buffers back): the byte stream stays intact throughout.
   for (std::size_t workers : {0u, 1u}) {
     SCOPED_TRACE(workers);
     EchoServer s(test::local_server(workers, 1));
