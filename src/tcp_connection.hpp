@@ -158,6 +158,11 @@ private:
   std::atomic<bool> paused_for_tasks_{false};
   std::atomic<bool> resume_posted_{false};
   std::atomic<bool> close_after_tasks_{false}; // the peer sent EOF: close once tasks have run
+
+  // Frame counts for the metrics. wpending_frames_: write_encoded() calls whose bytes are in
+  // wpending_ (guarded by wmutex_); wsending_frames_: those in wsending_ (loop thread only).
+  std::uint64_t wpending_frames_ = 0;
+  std::uint64_t wsending_frames_ = 0;
 };
 
 } // namespace tao::detail
