@@ -283,6 +283,28 @@ TEST(Metrics, SnapshotMatchesTheEndpointWithHandlersOnWorkers) {
   EXPECT_EQ(client.metrics_port(), 0); // no endpoint unless asked
 }
 
+TEST(Metrics, AClientCanServeItsOwnEndpoint) {
+  EchoServer s(test::local_server());
+  tao::ClientOptions o = test::local_client(s.server.port());
+  o.metrics.http = tao::MetricsHttpOptions{};
+  tao::Client client(o);
+  std::atomic<int> echoes{0};
+  client.handle<Text>([&](tao::Connection&, const Text&) { ++echoes; });
+  ASSERT_NE(client.metrics_port(), 0);
+  EXPECT_EQ(scrape(client.metrics_port())["tao_connections_current"], 0); // before connect()
+  ASSERT_FALSE(client.connect());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_FALSE(client.write(Text{"c"}));
+  ASSERT_TRUE(test::eventually([&] { return echoes.load() == 3; }));
+  const Exposition e = scrape(client.metrics_port());
+  EXPECT_EQ(e["tao_frames_out_total"], 3);
+  EXPECT_EQ(e["tao_frames_in_total"], 3);
+  EXPECT_EQ(e["tao_connections_current"], 1);
+  client.stop();
+  // The endpoint stopped with the client: nothing listens on its port any more.
+  EXPECT_THROW(RawPeer{client.metrics_port()}, std::runtime_error);
+}
+
 TEST(Metrics, HandlerTimingCanBeTurnedOffAndRefusedConnectionsAreCounted) {
   tao::ServerOptions o = test::local_server();
   o.metrics.handler_timing = false;
