@@ -14,6 +14,7 @@
 
 #include "core.hpp"
 #include "endpoint.hpp"
+#include "metrics_http.hpp"
 #include "tcp_connection.hpp"
 #include "tls.hpp"
 
@@ -45,7 +46,18 @@ public:
   Buffer queued;            // guarded by mutex: writes made while disconnected
   TimePoint connected_at{}; // guarded by mutex
   std::mt19937_64 rng;      // guarded by mutex
-  std::weak_ptr<ConnectOp> in_flight; // guarded by mutex: the attempt in flight, if any
+  std::weak_ptr<ConnectOp> in_flight;      // guarded by mutex: the attempt in flight, if any
+  std::uint16_t metrics_port = 0;          // set at construction
+  std::unique_ptr<MetricsHttpServer> http; // last: stopped before what it reads goes
+
+  MetricsSnapshot metrics() const {
+    std::shared_ptr<Core> c;
+    {
+      std::lock_guard lock(mutex);
+      c = core;
+    }
+    return c ? c->metrics() : MetricsSnapshot{};
+  }
 
   void start_core(const std::shared_ptr<Dispatch>& dispatch);
   /// Adopts a new connection: sends what was queued, then makes it current (under the mutex, so
@@ -147,6 +159,13 @@ Client::Client(ClientOptions options)
   if (o.io_threads == 0) throw std::invalid_argument("tao::Client: io_threads must be at least 1");
   core_->codec = o.codec ? o.codec : std::make_shared<const TlvCodec>(o.max_payload);
   if (o.tls) core_->tls = detail::make_tls_config(*o.tls, false, o.host);
+  if (!o.log_level.empty()) set_log_level(o.log_level);
+  if (o.metrics.http) {
+    // The endpoint is owned by (and stopped before) the ClientCore it reads.
+    core_->http = std::make_unique<detail::MetricsHttpServer>(
+        *o.metrics.http, [p = core_.get()] { return to_prometheus(p->metrics()); });
+    core_->metrics_port = core_->http->port();
+  }
 }
 
 Client::~Client() {
@@ -175,7 +194,8 @@ namespace detail {
 void ClientCore::start_core(const std::shared_ptr<Dispatch>& dispatch) {
   const auto& o = opts;
   core = std::make_shared<Core>(CoreConfig{"client", o.io_threads, o.workers, o.read_chunk,
-                                           dispatch, codec, o.connection, o.heartbeat, false, tls});
+                                           dispatch, codec, o.connection, o.heartbeat, false, tls,
+                                           o.metrics.handler_timing});
   std::weak_ptr<ClientCore> weak = weak_from_this();
   core->after_close = [weak](Connection& c) {
     if (auto self = weak.lock()) self->on_connection_closed(c);
@@ -403,11 +423,21 @@ void Client::stop() {
     core_->stopped = true;
   }
   if (core) core->shutdown();
+  std::unique_ptr<detail::MetricsHttpServer> http;
+  {
+    std::lock_guard lock(core_->mutex);
+    http = std::move(core_->http);
+  }
+  http.reset(); // outside the lock: a scrape in progress takes it
 }
 
 WorkerPool* Client::workers() noexcept {
   return core_->core ? core_->core->workers.get() : nullptr;
 }
 const ClientOptions& Client::options() const noexcept { return core_->opts; }
+
+MetricsSnapshot Client::metrics() const { return core_->metrics(); }
+
+std::uint16_t Client::metrics_port() const noexcept { return core_->metrics_port; }
 
 } // namespace tao

@@ -11,8 +11,12 @@ namespace tao::detail {
 Core::Core(CoreConfig cfg)
     : role(std::move(cfg.role)), conn_opts(cfg.connection), heartbeat(cfg.heartbeat),
       heartbeat_reply(cfg.heartbeat_reply), tls(std::move(cfg.tls)), codec(std::move(cfg.codec)),
-      dispatch(std::move(cfg.dispatch)), loops(cfg.io_threads, cfg.read_chunk) {
-  if (cfg.workers > 0) workers = std::make_unique<WorkerPool>(WorkerPoolOptions{cfg.workers, 0});
+      dispatch(std::move(cfg.dispatch)), handler_timing(cfg.handler_timing),
+      loops(cfg.io_threads, cfg.read_chunk) {
+  if (cfg.workers > 0) {
+    workers = std::make_unique<WorkerPool>(WorkerPoolOptions{cfg.workers, 0});
+    worker_counters = std::make_unique<ThreadCounters[]>(workers->size());
+  }
   dispatch->default_run = workers ? Run::on_worker : Run::on_loop;
   if (!workers) {
     // Without a pool every handler runs on its loop, whatever it asked for.
@@ -82,6 +86,27 @@ void Core::connection_finished() noexcept {
 bool Core::wait_no_connections(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(live_mutex_);
   return live_cv_.wait_until(lock, deadline, [this] { return live_.load() == 0; });
+}
+
+MetricsSnapshot Core::metrics() const {
+  MetricsSnapshot m;
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    loops.at(i).counters().add_to(m);
+    m.timers_active += loops.at(i).timers().size();
+  }
+  if (workers) {
+    for (std::size_t i = 0; i < workers->size(); ++i)
+      worker_counters[i].add_to(m);
+    m.worker_queue_depth = workers->queued();
+  }
+  m.connections_current = connections.size();
+  connections.for_each(
+      [&m](ConnectionId, const ConnectionPtr& c) { m.queued_out_bytes += c->queued_bytes(); });
+  // Buckets and count are read at slightly different moments; keep them consistent.
+  m.handler_seconds.count = 0;
+  for (auto n : m.handler_seconds.counts)
+    m.handler_seconds.count += n;
+  return m;
 }
 
 void Core::shutdown() {

@@ -11,6 +11,7 @@
 #include <tao/concurrent_map.hpp>
 #include <tao/connection.hpp>
 #include <tao/handlers.hpp>
+#include <tao/metrics.hpp>
 #include <tao/options.hpp>
 #include <tao/worker_pool.hpp>
 
@@ -33,6 +34,7 @@ struct CoreConfig {
   HeartbeatOptions heartbeat;
   bool heartbeat_reply = false;
   std::shared_ptr<TlsConfig> tls; // null for plain TCP
+  bool handler_timing = true;
 };
 
 class Core : public std::enable_shared_from_this<Core> {
@@ -47,8 +49,11 @@ public:
   const std::shared_ptr<TlsConfig> tls;
   const std::shared_ptr<const Codec> codec;
   const std::shared_ptr<Dispatch> dispatch;
+  const bool handler_timing;
   LoopPool loops;
   std::unique_ptr<WorkerPool> workers; // null when handlers run on the loops
+  /// One block per worker thread, indexed like the workers; each written by its worker only.
+  std::unique_ptr<ThreadCounters[]> worker_counters;
   ConcurrentMap<ConnectionId, ConnectionPtr> connections;
   std::atomic<bool> stopping{false};
   /// Called after on_close, where it ran (the client uses it to reconnect).
@@ -69,6 +74,9 @@ public:
   std::size_t live_connections() const noexcept { return live_.load(); }
   /// Waits until no connection is live or the deadline passes; returns true if none is live.
   bool wait_no_connections(std::chrono::steady_clock::time_point deadline);
+
+  /// Sums the per-thread counters and reads the gauges. Any thread.
+  MetricsSnapshot metrics() const;
 
 private:
   std::atomic<std::size_t> live_{0};

@@ -10,6 +10,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "metrics.hpp"
 #include "timer_service.hpp"
 
 namespace tao::detail {
@@ -32,6 +33,10 @@ public:
   /// The loop's shared read buffer: connections read into it, so an idle one holds none.
   std::vector<char>& scratch() noexcept { return scratch_; }
   TimerService& timers() noexcept { return timers_; }
+  const TimerService& timers() const noexcept { return timers_; }
+  /// Written by this loop's thread only; read by metrics snapshots.
+  ThreadCounters& counters() noexcept { return counters_; }
+  const ThreadCounters& counters() const noexcept { return counters_; }
 
   /// The open connections on this loop (loop thread only), for per-loop sweeps such as
   /// schedule_every and heartbeat checks: one timer per loop, not one per connection.
@@ -68,6 +73,7 @@ private:
   std::vector<char> scratch_;
   TimerService timers_; // after ctx_: destroyed before it
   std::vector<TcpConnection*> members_;
+  ThreadCounters counters_;
 };
 
 class LoopPool {
@@ -80,6 +86,7 @@ public:
     return *loops_[next_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];
   }
   Loop& at(std::size_t i) noexcept { return *loops_[i]; }
+  const Loop& at(std::size_t i) const noexcept { return *loops_[i]; }
   std::size_t size() const noexcept { return loops_.size(); }
   bool in_loop_thread() const noexcept;
 

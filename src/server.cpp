@@ -15,6 +15,7 @@
 
 #include "core.hpp"
 #include "endpoint.hpp"
+#include "metrics_http.hpp"
 #include "tcp_connection.hpp"
 #include "tls.hpp"
 
@@ -42,6 +43,14 @@ public:
   bool stop_requested = false; // guarded by mutex
   bool stopped = false;        // guarded by mutex
   std::mutex stop_mutex;       // serialises complete_stop()
+  std::atomic<std::uint16_t> metrics_port{0};
+  std::unique_ptr<MetricsHttpServer> http; // last: stopped before what it reads goes
+
+  MetricsSnapshot metrics() const {
+    MetricsSnapshot m = core ? core->metrics() : MetricsSnapshot{};
+    m.connections_refused = refused.load(std::memory_order_relaxed);
+    return m;
+  }
 
   Loop& acceptor_loop() { return core->loops.at(0); }
 
@@ -133,6 +142,7 @@ public:
     });
     closed_future.wait();
     core->shutdown();
+    http.reset(); // after the connections closed, so a scrape during the stop still answers
     acceptor.reset();
     backoff.reset();
     signals.reset();
@@ -156,6 +166,7 @@ Server::Server(ServerOptions options)
   if (o.read_chunk < 512) throw std::invalid_argument("tao::Server: read_chunk must be >= 512");
   if (o.connection.resume_reading_at > o.connection.pause_reading_at)
     throw std::invalid_argument("tao::Server: resume_reading_at must be <= pause_reading_at");
+  if (!o.log_level.empty()) set_log_level(o.log_level);
 }
 
 Server::~Server() {
@@ -188,7 +199,8 @@ void Server::start() {
   const auto& o = sc.opts;
   sc.core = std::make_shared<detail::Core>(detail::CoreConfig{
       "server", o.io_threads, o.workers, o.read_chunk, dispatch_, codec_, o.connection, o.heartbeat,
-      o.heartbeat_reply, o.tls ? detail::make_tls_config(*o.tls, true, o.host) : nullptr});
+      o.heartbeat_reply, o.tls ? detail::make_tls_config(*o.tls, true, o.host) : nullptr,
+      o.metrics.handler_timing});
 
   detail::Loop& loop0 = sc.acceptor_loop();
   boost::system::error_code ec;
@@ -214,6 +226,12 @@ void Server::start() {
   sc.local = detail::endpoint_of(acc->local_endpoint(ec));
   sc.acceptor = std::move(acc);
   sc.backoff = std::make_unique<asio::steady_timer>(loop0.context());
+  if (o.metrics.http) {
+    // The endpoint is owned by (and stopped before) the ServerCore it reads.
+    sc.http = std::make_unique<detail::MetricsHttpServer>(
+        *o.metrics.http, [p = &sc] { return to_prometheus(p->metrics()); });
+    sc.metrics_port = sc.http->port();
+  }
 
   sc.core->start_threads();
   {
@@ -291,6 +309,10 @@ void Server::for_each_connection(const std::function<void(const ConnectionPtr&)>
 }
 
 std::uint64_t Server::refused_connections() const noexcept { return core_->refused.load(); }
+
+MetricsSnapshot Server::metrics() const { return core_->metrics(); }
+
+std::uint16_t Server::metrics_port() const noexcept { return core_->metrics_port.load(); }
 
 std::size_t Server::broadcast_encoded(ByteView frames) {
   if (!core_->core) return 0;

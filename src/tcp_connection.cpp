@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -68,6 +69,7 @@ TcpConnection::~TcpConnection() = default;
 
 void TcpConnection::start(std::function<void(bool)> started) {
   if (started) started_ = std::make_unique<std::function<void(bool)>>(std::move(started));
+  bump(loop_.counters().connections_accepted);
   if (core_->stopping.load()) {
     // Raced with a stop: never reached on_connect, so no on_close either.
     set_close_reason(make_error_code(errc::stopped));
@@ -80,6 +82,7 @@ void TcpConnection::start(std::function<void(bool)> started) {
     boost::system::error_code ec;
     sock().close(ec);
     if (started_) (*started_)(false);
+    bump(loop_.counters().connections_closed);
     core_->connection_finished();
     return;
   }
@@ -290,6 +293,7 @@ void TcpConnection::heartbeat_check(TimePoint now) {
     // While we stopped reading (backpressure), the silence is ours, not the peer's.
     if (paused_for_send_ || paused_for_tasks_.load()) last_in_ = now;
     if (now - last_in_ >= hb.timeout) {
+      bump(loop_.counters().heartbeat_timeouts);
       fail(make_error_code(errc::heartbeat_timeout),
            fmt::format(
                "heartbeat timeout: no complete frame from the peer for {} ms{}",
@@ -422,6 +426,7 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
       room = scratch.size();
       n = socket_.read_some(asio::buffer(scratch.data(), room), ec);
       if (!ec) {
+        bump(loop_.counters().bytes_in, n);
         const std::size_t used = parse(scratch.data(), n);
         if (state_ != State::open) return;
         if (used < n) keep_leftover(scratch.data() + used, n - used);
@@ -431,6 +436,7 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
       room = rcap_ - rend_;
       n = socket_.read_some(asio::buffer(rbuf_.get() + rend_, room), ec);
       if (!ec) {
+        bump(loop_.counters().bytes_in, n);
         rend_ += n;
         const std::size_t used = parse(rbuf_.get() + rbeg_, rend_ - rbeg_);
         if (state_ != State::open) return;
@@ -468,6 +474,7 @@ void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t
     }
     return;
   }
+  bump(loop_.counters().bytes_in, n);
   if (rbeg_ == rend_) {
     const std::size_t used = parse(tls_buf_.get(), n);
     if (state_ != State::open) return;
@@ -498,6 +505,7 @@ void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t
 
 void TcpConnection::on_peer_eof() {
   if (rbeg_ != rend_) {
+    bump(loop_.counters().protocol_errors);
     fail(make_error_code(errc::truncated_frame),
          fmt::format("peer closed the connection in the middle of a frame ({} bytes: {})",
                      rend_ - rbeg_, hex_prefix(rbuf_.get() + rbeg_, rend_ - rbeg_)));
@@ -534,6 +542,7 @@ std::size_t TcpConnection::parse(const char* data, std::size_t n) {
     const DecodeResult r = c.decode(ByteView(data + off, n - off), f);
     if (r.status == DecodeResult::need_more) break;
     if (r.status == DecodeResult::invalid) {
+      bump(loop_.counters().protocol_errors);
       fail(r.error, fmt::format("protocol error: {} (frame starts {})", r.error.message(),
                                 hex_prefix(data + off, n - off)));
       return off;
@@ -546,12 +555,14 @@ std::size_t TcpConnection::parse(const char* data, std::size_t n) {
 
 bool TcpConnection::dispatch_frame(const Frame& f) {
   got_frame_ = true; // any complete frame, unknown types included, counts as life
+  bump(loop_.counters().frames_in);
   const Dispatch& d = *core_->dispatch;
   const HandlerEntry* e = d.find(f.type);
   if (!e) {
     if (f.type == heartbeat_type) {
       // Built-in heartbeat: checked, answered if so configured, never shown to user handlers.
       if (!Heartbeat::decode(f.payload)) {
+        bump(loop_.counters().protocol_errors);
         fail(make_error_code(errc::bad_heartbeat),
              fmt::format("heartbeat payload of {} bytes, need 8", f.payload.size()));
         return false;
@@ -574,6 +585,7 @@ bool TcpConnection::dispatch_frame(const Frame& f) {
     }
     if (d.runs_on_loop(Run::by_default)) {
       try {
+        HandlerTimer timed(loop_.counters(), core_->handler_timing);
         d.on_message(*this, f);
       } catch (const std::exception& ex) {
         handler_threw(ex.what());
@@ -595,6 +607,7 @@ bool TcpConnection::dispatch_frame(const Frame& f) {
   Task later;
   bool decoded = false;
   try {
+    HandlerTimer timed(loop_.counters(), now && core_->handler_timing);
     decoded = e->dispatch(*this, f.payload, now, later);
   } catch (const std::exception& ex) {
     handler_threw(ex.what());
@@ -604,6 +617,7 @@ bool TcpConnection::dispatch_frame(const Frame& f) {
     return false;
   }
   if (!decoded) {
+    bump(loop_.counters().protocol_errors);
     fail(make_error_code(errc::decode_failed),
          fmt::format("message type {} failed to decode ({} bytes: {})", f.type, f.payload.size(),
                      hex_prefix(f.payload.data(), f.payload.size())));
@@ -615,8 +629,10 @@ bool TcpConnection::dispatch_frame(const Frame& f) {
 
 void TcpConnection::submit_task(Task task) {
   pending_.fetch_add(1);
-  auto ec = core_->workers->submit(id(), [s = self(), t = std::move(task)]() mutable {
+  ThreadCounters& counters = core_->worker_counters[core_->workers->worker_for(id())];
+  auto ec = core_->workers->submit(id(), [s = self(), t = std::move(task), &counters]() mutable {
     try {
+      HandlerTimer timed(counters, s->core_->handler_timing);
       t(*s);
     } catch (const std::exception& ex) {
       s->handler_threw(ex.what());
@@ -653,6 +669,7 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
       full = true;
     } else {
       wpending_.insert(wpending_.end(), frames.begin(), frames.end());
+      ++wpending_frames_;
       queued_.fetch_add(frames.size(), std::memory_order_relaxed);
       post = !flush_active_;
       flush_active_ = true;
@@ -690,6 +707,7 @@ void TcpConnection::flush() {
       return;
     }
     wsending_.swap(wpending_);
+    wsending_frames_ = std::exchange(wpending_frames_, 0);
   }
   writing_ = true;
   last_out_ = Clock::now();
@@ -702,8 +720,10 @@ void TcpConnection::flush() {
     asio::async_write(socket_, asio::buffer(wsending_), std::move(done));
 }
 
-void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t) {
+void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t n) {
   writing_ = false;
+  bump(loop_.counters().bytes_out, n);
+  if (!ec) bump(loop_.counters().frames_out, wsending_frames_);
   queued_.fetch_sub(wsending_.size(), std::memory_order_relaxed);
   wsending_.clear();
   if (wsending_.capacity() > keep_write_capacity) std::vector<char>().swap(wsending_);
@@ -797,6 +817,7 @@ void TcpConnection::finish_close() {
     return;
   }
   state_ = State::closed;
+  bump(loop_.counters().connections_closed);
   open_.store(false, std::memory_order_release);
   close_requested_.store(true);
   {
@@ -804,6 +825,7 @@ void TcpConnection::finish_close() {
     accepting_ = false;
     queued_.fetch_sub(wpending_.size(), std::memory_order_relaxed);
     std::vector<char>().swap(wpending_);
+    wpending_frames_ = 0;
   }
   if (close_timer_) close_timer_->cancel();
   if (member_pos_ != static_cast<std::size_t>(-1)) {

@@ -168,6 +168,11 @@ private:
   std::vector<TimerId> timer_ids_;          // guarded by wmutex_
   std::size_t prune_timer_ids_at_ = 64;     // guarded by wmutex_
   std::unique_ptr<const std::string> alpn_; // guarded by wmutex_: set once, after a TLS handshake
+
+  // Frame counts for the metrics (32 bits: bounded by send_high_water). wpending_frames_: write_encoded() calls whose bytes are in
+  // wpending_ (guarded by wmutex_); wsending_frames_: those in wsending_ (loop thread only).
+  std::uint32_t wpending_frames_ = 0;
+  std::uint32_t wsending_frames_ = 0;
 };
 
 } // namespace tao::detail

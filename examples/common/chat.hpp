@@ -17,6 +17,7 @@ inline int run_chat_server(const Flags& f, std::optional<tao::TlsOptions> tls) {
   o.io_threads = threads_or_hardware(f.io_threads);
   o.workers = threads_or_hardware(f.workers);
   o.tls = std::move(tls);
+  o.metrics = metrics_options(f);
   tao::Server server(o);
   server.on_connect([](tao::Connection& c) {
     tao::logger()->info("{} joined", c.name());

@@ -23,9 +23,12 @@ struct Flags {
   std::size_t io_threads = 0; // 0 = hardware threads
   std::size_t workers = 0;
   std::string log_level = "info";
+  std::uint16_t metrics_port = 0; // servers: 0 = no metrics endpoint
+  std::string metrics_host = "127.0.0.1";
 };
 
-/// Adds --host, --port, --io-threads, --workers and --log-level.
+/// Adds --host, --port, --io-threads, --workers and --log-level; servers also get
+/// --metrics-port and --metrics-host.
 inline void add_common_flags(CLI::App& app, Flags& f, bool server) {
   app.add_option("--host", f.host, "address to " + std::string(server ? "listen on" : "connect to"))
       ->capture_default_str();
@@ -37,6 +40,21 @@ inline void add_common_flags(CLI::App& app, Flags& f, bool server) {
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  if (server) {
+    app.add_option("--metrics-port", f.metrics_port,
+                   "serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0 = off)")
+        ->capture_default_str();
+    app.add_option("--metrics-host", f.metrics_host, "address of the metrics endpoint")
+        ->capture_default_str();
+  }
+}
+
+/// The metrics options the flags ask for: the HTTP endpoint only when --metrics-port is given.
+inline tao::MetricsOptions metrics_options(const Flags& f) {
+  tao::MetricsOptions m;
+  if (f.metrics_port != 0)
+    m.http = tao::MetricsHttpOptions{.host = f.metrics_host, .port = f.metrics_port};
+  return m;
 }
 
 inline std::size_t threads_or_hardware(std::size_t n) { return n == 0 ? tao::hardware_threads : n; }

@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
   tao::Server server({.host = f.host,
                       .port = f.port,
                       .io_threads = example::threads_or_hardware(f.io_threads),
-                      .workers = f.workers});
+                      .workers = f.workers,
+                      .metrics = example::metrics_options(f)});
   server.handle<example::Text>([](tao::Connection& c, const example::Text& m) { c.write(m); });
   server.start();
   fmt::print("echo server listening on {}\n", server.local_endpoint().to_string());

@@ -9,6 +9,7 @@
 
 #include <tao/connection.hpp>
 #include <tao/handlers.hpp>
+#include <tao/metrics.hpp>
 #include <tao/options.hpp>
 
 namespace tao {
@@ -70,6 +71,10 @@ public:
   WorkerPool* workers() noexcept;
   /// The options it was made with.
   const ClientOptions& options() const noexcept;
+  /// Counters and gauges of this client's loops and workers (all zero before connect()).
+  MetricsSnapshot metrics() const;
+  /// The port of the metrics HTTP endpoint, or 0 when it is off.
+  std::uint16_t metrics_port() const noexcept;
 
 private:
   std::error_code write_disconnected(MessageType type, detail::FunctionRef<void(Buffer&)> payload);

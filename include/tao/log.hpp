@@ -1,5 +1,6 @@
 // The library's logger: spdlog, logger name "tao". Level from TAO_LOG_LEVEL (trace, debug, info,
-// warn, error, critical, off) at first use, else info. Connection lifecycle is logged at debug,
+// warn, error, critical, off) at first use, else info; ServerOptions/ClientOptions::log_level
+// and set_log_level() change it later. Connection lifecycle is logged at debug,
 // trouble at warn/error, nothing per message at info or above.
 // Thread safety: all functions are safe from any thread.
 #pragma once

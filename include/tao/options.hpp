@@ -10,6 +10,7 @@
 #include <string>
 
 #include <tao/codec.hpp>
+#include <tao/metrics.hpp>
 #include <tao/tls.hpp>
 
 namespace tao {
@@ -81,6 +82,12 @@ struct ServerOptions {
   bool heartbeat_reply = true;
   /// Serve TLS instead of plain TCP (certificate and key required).
   std::optional<TlsOptions> tls{};
+  /// Sets the level of the "tao" logger (which is process-wide) when the server is constructed:
+  /// "trace", "debug", "info", "warn", "error", "critical" or "off"; empty = leave it as it is
+  /// (TAO_LOG_LEVEL, else info). An unknown name throws std::invalid_argument.
+  std::string log_level{};
+  /// Handler timing and the optional HTTP endpoint (GET /metrics, off by default).
+  MetricsOptions metrics{};
 };
 
 /// Client reconnection: exponential backoff with full jitter. Attempt k waits a uniformly random
@@ -130,6 +137,10 @@ struct ClientOptions {
   std::optional<TlsOptions> tls{};
   /// Reconnect when the connection is lost (or the first connect fails); none = never.
   std::optional<ReconnectOptions> reconnect{};
+  /// As ServerOptions::log_level.
+  std::string log_level{};
+  /// As ServerOptions::metrics; the endpoint starts with the first connect().
+  MetricsOptions metrics{};
 };
 
 } // namespace tao

@@ -12,6 +12,7 @@
 
 #include <tao/connection.hpp>
 #include <tao/handlers.hpp>
+#include <tao/metrics.hpp>
 #include <tao/options.hpp>
 
 namespace tao {
@@ -63,6 +64,10 @@ public:
   void for_each_connection(const std::function<void(const ConnectionPtr&)>& fn) const;
   /// Connections refused because of max_connections, since start.
   std::uint64_t refused_connections() const noexcept;
+  /// Counters and gauges, summed over the loops and workers now (all zero before start()).
+  MetricsSnapshot metrics() const;
+  /// The port of the metrics HTTP endpoint, or 0 when it is off.
+  std::uint16_t metrics_port() const noexcept;
 
   /// Writes msg to one connection. Errors: connection_not_found, or those of Connection::write.
   template <Message T> std::error_code unicast(ConnectionId id, const T& msg) {

@@ -10,6 +10,7 @@
 #include <tao/handlers.hpp>
 #include <tao/log.hpp>
 #include <tao/message.hpp>
+#include <tao/metrics.hpp>
 #include <tao/options.hpp>
 #include <tao/server.hpp>
 #include <tao/timer.hpp>

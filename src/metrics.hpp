@@ -1,0 +1,84 @@
+// Counters of one thread (an event loop or a worker): relaxed atomics written by that thread
+// only, with a plain load + store (no locked read-modify-write), read by anyone taking a
+// snapshot. One cache-line-aligned block per thread, so threads never share a counter's line.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include <tao/metrics.hpp>
+
+namespace tao::detail {
+
+using Counter = std::atomic<std::uint64_t>;
+
+/// Adds n to a counter that only the calling thread writes.
+inline void bump(Counter& c, std::uint64_t n = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+struct alignas(64) ThreadCounters {
+  Counter connections_accepted{0};
+  Counter connections_closed{0};
+  Counter frames_in{0};
+  Counter frames_out{0};
+  Counter bytes_in{0};
+  Counter bytes_out{0};
+  Counter protocol_errors{0};
+  Counter heartbeat_timeouts{0};
+  // Handler run time, in nanoseconds.
+  std::array<Counter, handler_seconds_bounds.size() + 1> handler_buckets{};
+  Counter handler_ns{0};
+  Counter handler_count{0};
+
+  void observe_handler(std::chrono::steady_clock::duration d) noexcept {
+    const auto ns = static_cast<std::uint64_t>(
+        std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+    std::size_t i = 0;
+    while (i < handler_seconds_bounds.size() &&
+           static_cast<double>(ns) > handler_seconds_bounds[i] * 1e9)
+      ++i;
+    bump(handler_buckets[i]);
+    bump(handler_ns, ns);
+    bump(handler_count);
+  }
+
+  /// Adds this thread's counters into m (gauges are not kept here).
+  void add_to(MetricsSnapshot& m) const noexcept {
+    auto get = [](const Counter& c) { return c.load(std::memory_order_relaxed); };
+    m.connections_accepted += get(connections_accepted);
+    m.connections_closed += get(connections_closed);
+    m.frames_in += get(frames_in);
+    m.frames_out += get(frames_out);
+    m.bytes_in += get(bytes_in);
+    m.bytes_out += get(bytes_out);
+    m.protocol_errors += get(protocol_errors);
+    m.heartbeat_timeouts += get(heartbeat_timeouts);
+    for (std::size_t i = 0; i < handler_buckets.size(); ++i)
+      m.handler_seconds.counts[i] += get(handler_buckets[i]);
+    m.handler_seconds.sum_seconds += static_cast<double>(get(handler_ns)) / 1e9;
+    m.handler_seconds.count += get(handler_count);
+  }
+};
+
+/// Times one handler call into `counters` when `on`; costs one branch when off.
+class HandlerTimer {
+public:
+  HandlerTimer(ThreadCounters& counters, bool on) noexcept : counters_(on ? &counters : nullptr) {
+    if (counters_) start_ = std::chrono::steady_clock::now();
+  }
+  ~HandlerTimer() {
+    if (counters_) counters_->observe_handler(std::chrono::steady_clock::now() - start_);
+  }
+  HandlerTimer(const HandlerTimer&) = delete;
+  HandlerTimer& operator=(const HandlerTimer&) = delete;
+
+private:
+  ThreadCounters* counters_;
+  std::chrono::steady_clock::time_point start_{};
+};
+
+} // namespace tao::detail
