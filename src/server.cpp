@@ -34,6 +34,7 @@ public:
   std::unique_ptr<tcp::acceptor> acceptor;     // loop 0 only
   std::unique_ptr<asio::steady_timer> backoff; // loop 0 only
   std::unique_ptr<asio::signal_set> signals;   // loop 0 only
+  bool signals_armed = false;                  // stop_on_signals() ran (caller's thread)
   std::atomic<std::uint64_t> refused{0};
   Endpoint local;
 
@@ -251,7 +252,15 @@ int Server::run() {
 }
 
 int Server::run_until_signal() {
+  stop_on_signals();
+  wait();
+  return 0;
+}
+
+void Server::stop_on_signals() {
   if (!running()) start();
+  if (core_->signals_armed) return;
+  core_->signals_armed = true;
   std::promise<void> armed;
   auto armed_future = armed.get_future();
   asio::post(core_->acceptor_loop().context(), [c = core_, &armed] {
@@ -264,8 +273,6 @@ int Server::run_until_signal() {
     armed.set_value();
   });
   armed_future.wait();
-  wait();
-  return 0;
 }
 
 void Server::stop() {

@@ -1,5 +1,6 @@
 // Servers and clients over real sockets on 127.0.0.1: the basics of issue 2.
 #include <atomic>
+#include <csignal>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -469,6 +470,19 @@ TEST(Server, StopDeliversPendingWritesBeforeClosing) {
   EXPECT_TRUE(p.closed_by_peer());
   stopper.join();
   EXPECT_EQ(closes, 1);
+}
+
+TEST(Server, StopOnSignalsTurnsSigtermIntoAGracefulStop) {
+  EchoServer s;
+  s.server.stop_on_signals(); // starts it
+  ASSERT_TRUE(s.server.running());
+  RawPeer p(s.server.port());
+  p.send(test::frame(1, "before the signal"));
+  ASSERT_TRUE(p.read_frame());
+  std::raise(SIGTERM); // from here on a stop request, not the end of the process
+  s.server.wait();
+  EXPECT_FALSE(s.server.running());
+  EXPECT_TRUE(p.closed_by_peer());
 }
 
 TEST(Server, StopFromAHandlerCompletesInWait) {

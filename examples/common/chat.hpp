@@ -25,7 +25,7 @@ inline int run_chat_server(const Flags& f, std::optional<tao::TlsOptions> tls) {
   });
   server.on_close([](tao::Connection& c) { tao::logger()->info("{} left", c.name()); });
   server.handle<Text>([&server](tao::Connection&, const Text& m) { server.broadcast(m); });
-  server.start();
+  server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   const bool secure = o.tls.has_value();
   fmt::print("{}chat server listening on {}\n"
              "join from another terminal with: tao-{}chat-client --host {} --port {}\n",

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
                       .workers = f.workers,
                       .metrics = example::metrics_options(f)});
   server.handle<example::Text>([](tao::Connection& c, const example::Text& m) { c.write(m); });
-  server.start();
+  server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("echo server listening on {}\n", server.local_endpoint().to_string());
   std::fflush(stdout);
   return server.run_until_signal();

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
                       .workers = f.workers}); // 0 (default): on the loops, the fastest placement
   server.on_message(
       [](tao::Connection& c, const tao::Frame& frame) { c.write_raw(frame.type, frame.payload); });
-  server.start();
+  server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("pingpong server listening on {}\n", server.local_endpoint().to_string());
   std::fflush(stdout);
   return server.run_until_signal();

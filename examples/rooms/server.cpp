@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
   o.workers = example::threads_or_hardware(f.workers);
   RoomsServer rooms(o);
   tao::Server& server = rooms.server();
-  server.start();
+  server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("multi-room chat server listening on {}\n"
              "join with: tao-rooms-client --host {} --port {}\n",
              server.local_endpoint().to_string(), f.host == "0.0.0.0" ? "127.0.0.1" : f.host,

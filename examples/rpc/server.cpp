@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
       conn.write(reply);
     });
   });
-  server.start();
+  server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("request/response server listening on {}\n", server.local_endpoint().to_string());
   std::fflush(stdout);
   return server.run_until_signal();

@@ -42,6 +42,11 @@ public:
   int run();
   /// Starts, blocks until SIGINT or SIGTERM (or stop()), then stops gracefully. Returns 0.
   int run_until_signal();
+  /// Starts (if not started) and, from the moment this returns, SIGINT and SIGTERM stop the
+  /// server gracefully instead of killing the process. Call it before announcing readiness (a
+  /// "listening on" line) if a supervisor may signal right after; run_until_signal() calls it.
+  /// Idempotent. Call from one thread (not from a handler).
+  void stop_on_signals();
   /// Graceful stop: stop accepting, send what writes already accepted (within
   /// connection.close_timeout), close every connection (on_close runs for each), let the workers
   /// finish, join all threads. Blocks until done, except from one of the server's own threads.
