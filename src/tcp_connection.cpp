@@ -900,25 +900,33 @@ void TcpConnection::on_linger_readable(const boost::system::error_code& wait_ec)
     finish_close();
     return;
   }
-  auto& scratch = loop_.scratch();
-  for (;;) {
-    boost::system::error_code ec;
-    const std::size_t n = socket_.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-    if (ec) { // EOF (the peer has everything and closed) or an error: nothing more to wait for
-      finish_close();
-      return;
-    }
-    last_linger_in_ = Clock::now();
-    if (n < scratch.size()) break;
-  }
+  if (!linger_drain()) return;
   socket_.async_wait(
       asio::socket_base::wait_read,
       [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });
 }
 
+bool TcpConnection::linger_drain() {
+  auto& scratch = loop_.scratch();
+  for (int round = 0; round < 16; ++round) { // bounded: a flooding peer cannot hold the loop
+    boost::system::error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
+    if (ec) { // EOF (the peer has everything and closed) or an error: nothing more to wait for
+      finish_close();
+      return false;
+    }
+    last_linger_in_ = Clock::now();
+    if (n < scratch.size()) return true;
+  }
+  return true;
+}
+
 void TcpConnection::linger_tick() {
   if (state_ == State::closed) return;
+  // Read what is there first: on a busy loop the readiness wake-up may still be queued, and
+  // closing with unread input would turn the FIN into a reset that destroys undelivered replies.
+  if (!linger_drain()) return;
   const TimePoint now = Clock::now();
   if (now >= linger_until_ || now - last_linger_in_ >= linger_idle) {
     finish_close(); // closes the socket, which cancels the pending wait

@@ -96,6 +96,8 @@ private:
   void start_linger();
   void on_linger_readable(const boost::system::error_code& ec);
   void linger_tick();
+  /// Reads and discards what the peer sent; false if that found its EOF (and closed).
+  bool linger_drain();
   void fail(std::error_code ec, const std::string& text);
   void submit_task(Task task);
 
@@ -169,8 +171,9 @@ private:
   std::size_t prune_timer_ids_at_ = 64;     // guarded by wmutex_
   std::unique_ptr<const std::string> alpn_; // guarded by wmutex_: set once, after a TLS handshake
 
-  // Frame counts for the metrics (32 bits: bounded by send_high_water). wpending_frames_: write_encoded() calls whose bytes are in
-  // wpending_ (guarded by wmutex_); wsending_frames_: those in wsending_ (loop thread only).
+  // Frame counts for the metrics (32 bits: bounded by send_high_water). wpending_frames_:
+  // write_encoded() calls whose bytes are in wpending_ (guarded by wmutex_); wsending_frames_:
+  // those in wsending_ (loop thread only).
   std::uint32_t wpending_frames_ = 0;
   std::uint32_t wsending_frames_ = 0;
 };
