@@ -12,6 +12,7 @@ PACKAGES=(
   libflatbuffers-dev flatbuffers-compiler
   libprotobuf-dev protobuf-compiler
   clang-format
+  clang libclang-rt-14-dev
 )
 
 missing=()
