@@ -13,6 +13,7 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler
   clang-format
   doxygen
+  clang libclang-rt-14-dev
 )
 
 missing=()

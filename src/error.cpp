@@ -30,6 +30,7 @@ public:
     case errc::heartbeat_timeout: return "heartbeat timeout";
     case errc::tls_handshake_failed: return "TLS handshake failed";
     case errc::tls_handshake_timeout: return "TLS handshake timed out";
+    case errc::unsupported_message_type: return "the codec cannot write this message type";
     }
     return "unknown tao error";
   }

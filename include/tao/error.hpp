@@ -31,6 +31,7 @@ enum class errc {
   heartbeat_timeout,     ///< Nothing arrived from the peer within the heartbeat timeout.
   tls_handshake_failed,  ///< The TLS handshake failed (verification, protocol, plaintext peer...).
   tls_handshake_timeout, ///< The peer did not finish the TLS handshake in time.
+  unsupported_message_type, ///< The codec cannot write this type (a codec with one fixed type).
 };
 
 /// The category of tao::errc ("tao").

@@ -99,6 +99,9 @@ public:
               if (run_now) {
                 (*h)(c, *msg);
               } else {
+                // A message that views the payload (tao::Flat) takes a copy: the read buffer is
+                // reused before the worker runs.
+                if constexpr (requires(T & t) { t.detach(); }) msg->detach();
                 later = [h, m = std::move(*msg)](Connection& conn) { (*h)(conn, m); };
               }
               return true;

@@ -21,6 +21,10 @@ inline constexpr MessageType heartbeat_type = 0;
 /// A message type: `static constexpr tao::MessageType type`, `void encode(Buffer&) const`, and
 /// `static T decode(ByteView)` (which may throw) or `static std::optional<T> decode(ByteView)`
 /// (empty = cannot decode). A decode failure is a protocol error on that connection.
+/// A message whose decode views the payload instead of copying it (tao::Flat) also has
+/// `void detach()`, which makes it own its bytes; handle<T> calls it before the message goes to
+/// the worker pool, since the payload is only valid during the read that delivered it.
+/// Adapters for schema messages: tao::Flat (tao/flatbuffers.hpp), tao::Proto (tao/protobuf.hpp).
 template <class T>
 concept Message = requires(const T& m, Buffer& out, ByteView in) {
   { T::type } -> std::convertible_to<MessageType>;

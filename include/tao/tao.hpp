@@ -8,6 +8,8 @@
 #include <tao/connection.hpp>
 #include <tao/error.hpp>
 #include <tao/handlers.hpp>
+#include <tao/length_field_codec.hpp>
+#include <tao/line_codec.hpp>
 #include <tao/log.hpp>
 #include <tao/message.hpp>
 #include <tao/metrics.hpp>
