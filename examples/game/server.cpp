@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   server.on_error([](tao::Connection& c, const tao::Error& e) {
     tao::logger()->warn("{}: {}", c.name(), e.message); // e.g. a table that fails verification
   });
-  server.start();
+  server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("game server listening on {}\n"
              "play with: tao-game-client --host {} --port {} --name alice --moves 3\n",
              server.local_endpoint().to_string(), f.host == "0.0.0.0" ? "127.0.0.1" : f.host,

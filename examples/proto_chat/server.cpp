@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   server.on_error([](tao::Connection& c, const tao::Error& e) {
     tao::logger()->warn("{}: {}", c.name(), e.message); // e.g. bytes that are not a chat.Line
   });
-  server.start();
+  server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("proto_chat server listening on {}\n"
              "join with: tao-proto_chat-client --host {} --port {} --name alice\n",
              server.local_endpoint().to_string(), f.host == "0.0.0.0" ? "127.0.0.1" : f.host,

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
       say_all(nick(c) + ": " + t);
     }
   });
-  server.start();
+  server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("telnet chat listening on {}\njoin with: nc {} {}\n",
              server.local_endpoint().to_string(), f.host == "0.0.0.0" ? "127.0.0.1" : f.host,
              server.port());
