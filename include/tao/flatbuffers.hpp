@@ -34,7 +34,7 @@ namespace tao {
 /// aligned).
 template <class Table, MessageType Type> class Flat {
 public:
-  static constexpr MessageType type = Type;
+  static constexpr MessageType type = Type; ///< the frame type number
   /// FlatBuffers' largest scalar alignment: payloads aligned to it are read in place.
   static constexpr std::size_t alignment = 8;
 
@@ -54,14 +54,18 @@ public:
 
   /// The root table, or null for an empty Flat.
   const Table* get() const noexcept { return table_; }
+  /// The root table's fields (the Flat must not be empty).
   const Table* operator->() const noexcept { return table_; }
+  /// The root table (the Flat must not be empty).
   const Table& operator*() const noexcept { return *table_; }
+  /// True unless empty.
   explicit operator bool() const noexcept { return table_ != nullptr; }
   /// The serialized buffer.
   ByteView bytes() const noexcept { return bytes_; }
   /// True if this Flat owns a copy of its bytes (rather than viewing someone else's).
   bool owns_bytes() const noexcept { return owned_ != nullptr; }
 
+  /// Appends the serialized buffer (the Message concept).
   void encode(Buffer& out) const { out.append(bytes_); }
 
   /// Verifies `in` as a `Table` buffer; empty if it is not one. The result views `in` when `in`

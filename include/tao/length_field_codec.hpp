@@ -60,6 +60,7 @@ public:
                          Buffer& out) const override;
   std::size_t max_payload() const noexcept override;
 
+  /// The options it was made with.
   const LengthFieldOptions& options() const noexcept { return o_; }
 
 private:

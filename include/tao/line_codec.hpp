@@ -9,6 +9,7 @@
 
 namespace tao {
 
+/// The options of a LineCodec.
 struct LineOptions {
   /// The longest line, delimiter excluded. A longer line, or this many bytes (plus room for the
   /// delimiter) without a "\n", is a protocol error (errc::frame_too_large) and closes the
@@ -34,6 +35,7 @@ public:
                          Buffer& out) const override;
   std::size_t max_payload() const noexcept override { return o_.max_line_length; }
 
+  /// The options it was made with.
   const LineOptions& options() const noexcept { return o_; }
 
 private:

@@ -18,14 +18,17 @@ namespace tao {
 inline constexpr std::array<double, 14> handler_seconds_bounds = {
     1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0};
 
+/// A histogram read at one moment (the tao_handler_seconds buckets).
 struct HistogramSnapshot {
   /// counts[i]: observations <= handler_seconds_bounds[i] (not cumulative); the last entry
   /// holds those above every bound.
   std::array<std::uint64_t, handler_seconds_bounds.size() + 1> counts{};
-  double sum_seconds = 0;
-  std::uint64_t count = 0;
+  double sum_seconds = 0;  ///< the sum of all observations, in seconds
+  std::uint64_t count = 0; ///< the number of observations
 };
 
+/// Every metric at one moment: Server::metrics() / Client::metrics(). A plain value, safe to
+/// copy and keep on any thread.
 struct MetricsSnapshot {
   // Gauges.
   std::uint64_t connections_current = 0; ///< open connections (registered, not yet closed)
@@ -35,13 +38,13 @@ struct MetricsSnapshot {
   // Counters, since start.
   std::uint64_t connections_accepted = 0; ///< connections that started (server: accepted)
   std::uint64_t connections_refused = 0;  ///< server: refused by max_connections
-  std::uint64_t connections_closed = 0;
-  std::uint64_t frames_in = 0;       ///< complete frames received, heartbeats included
+  std::uint64_t connections_closed = 0;   ///< connections that finished closing
+  std::uint64_t frames_in = 0;            ///< complete frames received, heartbeats included
   std::uint64_t frames_out = 0;      ///< frames sent (a write_encoded() of several counts once)
   std::uint64_t bytes_in = 0;        ///< stream bytes received (after TLS decryption)
   std::uint64_t bytes_out = 0;       ///< stream bytes sent (before TLS encryption)
   std::uint64_t protocol_errors = 0; ///< bad frame, failed decode, bad heartbeat, truncated frame
-  std::uint64_t heartbeat_timeouts = 0;
+  std::uint64_t heartbeat_timeouts = 0; ///< connections closed for a silent peer
   /// Run time of message handlers (on the loops and on the workers); empty when handler timing
   /// is off.
   HistogramSnapshot handler_seconds;
@@ -68,6 +71,7 @@ struct MetricsHttpOptions {
   std::size_t max_requests_per_connection = 100;
 };
 
+/// What the framework measures (ServerOptions::metrics, ClientOptions::metrics).
 struct MetricsOptions {
   /// Time every message handler with a pair of steady_clock reads (tens of ns per message) for
   /// the tao_handler_seconds histogram. Counters and gauges are always kept.

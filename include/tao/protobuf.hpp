@@ -29,16 +29,22 @@ namespace tao {
 template <class Msg, MessageType Type> struct Proto {
   static_assert(std::is_base_of_v<google::protobuf::MessageLite, Msg>,
                 "tao::Proto needs a protoc-generated message type");
-  static constexpr MessageType type = Type;
+  static constexpr MessageType type = Type; ///< the frame type number
 
-  Msg message;
+  Msg message; ///< the protobuf message itself
 
+  /// An empty message.
   Proto() = default;
+  /// Wraps `m`.
   Proto(Msg m) : message(std::move(m)) {} // NOLINT: implicit, so write(Proto<...>{msg}) reads well
 
+  /// The message's fields.
   Msg* operator->() noexcept { return &message; }
+  /// The message's fields.
   const Msg* operator->() const noexcept { return &message; }
+  /// The message.
   Msg& operator*() noexcept { return message; }
+  /// The message.
   const Msg& operator*() const noexcept { return message; }
 
   /// Throws std::invalid_argument if the message cannot be serialized (a proto2 message with
