@@ -20,7 +20,11 @@ constexpr std::size_t min_read_room = 16u << 10;
 constexpr std::size_t keep_write_capacity = 64u << 10;
 constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
 // A lingering close ends when the peer has sent nothing for this long (see start_linger).
-constexpr auto linger_idle = std::chrono::milliseconds(100);
+// One second, not less: a peer's thread can stall that long under load (seen under TSan with 100
+// ms: the peer sent again after the close and lost the replies to the reset). Checked every
+// linger_tick_period.
+constexpr auto linger_idle = std::chrono::seconds(1);
+constexpr auto linger_tick_period = std::chrono::milliseconds(100);
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -888,7 +892,7 @@ void TcpConnection::start_linger() {
   socket_.async_wait(
       asio::socket_base::wait_read,
       [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });
-  close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), linger_idle);
+  close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), linger_tick_period);
   close_timer_->async_wait([s = self()](const boost::system::error_code& e) {
     if (!e) s->linger_tick();
   });
@@ -932,7 +936,7 @@ void TcpConnection::linger_tick() {
     finish_close(); // closes the socket, which cancels the pending wait
     return;
   }
-  close_timer_->expires_after(linger_idle);
+  close_timer_->expires_after(linger_tick_period);
   close_timer_->async_wait([s = self()](const boost::system::error_code& e) {
     if (!e) s->linger_tick();
   });
