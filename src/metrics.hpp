@@ -20,6 +20,12 @@ inline void bump(Counter& c, std::uint64_t n = 1) noexcept {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
+/// Like bump(), but publishes what the thread did before it: a reader that sees the new value (and
+/// reads with acquire, as add_to() does) sees those earlier writes too.
+inline void bump_release(Counter& c) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+}
+
 struct alignas(64) ThreadCounters {
   Counter connections_accepted{0};
   Counter connections_closed{0};
@@ -48,7 +54,7 @@ struct alignas(64) ThreadCounters {
 
   /// Adds this thread's counters into m (gauges are not kept here).
   void add_to(MetricsSnapshot& m) const noexcept {
-    auto get = [](const Counter& c) { return c.load(std::memory_order_relaxed); };
+    auto get = [](const Counter& c) { return c.load(std::memory_order_acquire); };
     m.connections_accepted += get(connections_accepted);
     m.connections_closed += get(connections_closed);
     m.frames_in += get(frames_in);

@@ -821,7 +821,6 @@ void TcpConnection::finish_close() {
     return;
   }
   state_ = State::closed;
-  bump(loop_.counters().connections_closed);
   open_.store(false, std::memory_order_release);
   close_requested_.store(true);
   {
@@ -837,12 +836,16 @@ void TcpConnection::finish_close() {
     member_pos_ = static_cast<std::size_t>(-1);
   }
   cancel_all_timers();
+  // Leave the registry and count the close before the peer can see it (so a peer that saw the
+  // close finds it in metrics()), in this order: metrics() reads the counters before the
+  // registry's size, so a snapshot that shows this close never still counts it as current.
+  core_->connections.erase(id());
+  bump_release(loop_.counters().connections_closed);
   boost::system::error_code ignored;
   sock().shutdown(asio::socket_base::shutdown_both, ignored);
   sock().close(ignored);
   rbuf_.reset(); // (tls_buf_ stays until the destructor: a completed TLS read may still write it)
   rcap_ = rbeg_ = rend_ = 0;
-  core_->connections.erase(id());
   logger()->debug("{}: closed ({})", name(), close_reason().message());
   if (started_) { // closed before on_connect answered (e.g. a failed TLS handshake)
     auto started = std::move(started_);

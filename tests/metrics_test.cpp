@@ -40,6 +40,23 @@ std::string read_until_close(RawPeer& p, std::chrono::milliseconds timeout = 5s)
   return out;
 }
 
+/// Reads until `needle` has arrived (true), the peer closes or `timeout` passes (false).
+bool read_until_seen(RawPeer& p, const std::string& needle,
+                     std::chrono::milliseconds timeout = 5s) {
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd pf{p.fd(), POLLIN, 0};
+    if (::poll(&pf, 1, 20) <= 0) continue;
+    ssize_t r = ::recv(p.fd(), buf, sizeof buf, 0);
+    if (r <= 0) return false;
+    out.append(buf, static_cast<std::size_t>(r));
+    if (out.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
 HttpResponse parse_response(const std::string& raw) {
   HttpResponse r;
   const auto head_end = raw.find("\r\n\r\n");
@@ -377,7 +394,7 @@ TEST(MetricsHttp, BadRequestsGetAnErrorOrACloseAndTheEndpointKeepsServing) {
 TEST(MetricsHttp, KeepAliveAndConnectionCap) {
   tao::ServerOptions o = test::local_server();
   o.metrics.http = tao::MetricsHttpOptions{
-      .max_connections = 2, .read_timeout = 500ms, .max_requests_per_connection = 2};
+      .max_connections = 2, .read_timeout = 1s, .max_requests_per_connection = 2};
   EchoServer s(o);
   const std::uint16_t port = s.server.metrics_port();
 
@@ -397,7 +414,12 @@ TEST(MetricsHttp, KeepAliveAndConnectionCap) {
   // silent ones time out.
   ASSERT_TRUE(test::eventually([&] { return get_metrics(port).status == 200; }));
   RawPeer a(port), b(port);
-  std::this_thread::sleep_for(50ms); // both accepted
+  // An answer proves the endpoint accepted the connection; keep-alive keeps both open.
+  const std::string keep_alive = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  a.send(keep_alive);
+  b.send(keep_alive);
+  ASSERT_TRUE(read_until_seen(a, "HTTP/1.1 200"));
+  ASSERT_TRUE(read_until_seen(b, "HTTP/1.1 200"));
   RawPeer c(port);
   EXPECT_TRUE(c.closed_by_peer(400ms));
   EXPECT_TRUE(a.closed_by_peer(3s));
