@@ -9,6 +9,9 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <tao/worker_pool.hpp>
 
 #include "metrics.hpp"
 #include "timer_service.hpp"
@@ -58,6 +61,27 @@ public:
     return moved;
   }
 
+  /// Queues a task for a worker from this loop's thread. A sleeping worker is woken once, by a
+  /// handler posted behind the completions that are ready now: a batch of messages read in one
+  /// wake-up costs one wake-up of the worker, and the loop is not preempted by it per message.
+  std::error_code submit_to(WorkerPool& pool, std::uint64_t key, WorkerPool::Task task) {
+    bool must_wake = false;
+    auto ec = pool.submit_deferred(key, std::move(task), must_wake);
+    if (must_wake) {
+      wakes_.push_back(pool.worker_for(key));
+      if (!wake_posted_) {
+        wake_posted_ = true;
+        asio::post(ctx_, [this, &pool] {
+          wake_posted_ = false;
+          for (std::size_t w : wakes_)
+            pool.wake(w);
+          wakes_.clear();
+        });
+      }
+    }
+    return ec;
+  }
+
   void start();
   /// Stops the loop and joins its thread, then runs what completions are left (sockets and
   /// timers are closed by then, so these are only cancellations) so that nothing they own leaks.
@@ -73,6 +97,8 @@ private:
   std::vector<char> scratch_;
   TimerService timers_; // after ctx_: destroyed before it
   std::vector<TcpConnection*> members_;
+  std::vector<std::size_t> wakes_; // workers to wake after this batch (loop thread only)
+  bool wake_posted_ = false;
   ThreadCounters counters_;
 };
 

@@ -634,7 +634,7 @@ bool TcpConnection::dispatch_frame(const Frame& f) {
 void TcpConnection::submit_task(Task task) {
   pending_.fetch_add(1);
   ThreadCounters& counters = core_->worker_counters[core_->workers->worker_for(id())];
-  auto ec = core_->workers->submit(id(), [s = self(), t = std::move(task), &counters]() mutable {
+  auto run = [s = self(), t = std::move(task), &counters]() mutable {
     try {
       HandlerTimer timed(counters, s->core_->handler_timing);
       t(*s);
@@ -645,7 +645,10 @@ void TcpConnection::submit_task(Task task) {
     }
     t = nullptr;
     s->task_done();
-  });
+  };
+  // From the loop (a message just read), the worker is woken once per batch; from elsewhere now.
+  auto ec = loop_.in_this_thread() ? loop_.submit_to(*core_->workers, id(), std::move(run))
+                                   : core_->workers->submit(id(), std::move(run));
   if (ec) {
     pending_.fetch_sub(1);
     logger()->error("{}: worker pool refused a message: {}", name(), ec.message());

@@ -42,20 +42,26 @@ WorkerPool::WorkerPool(WorkerPoolOptions options) : capacity_(options.queue_capa
 WorkerPool::~WorkerPool() { stop(); }
 
 std::error_code WorkerPool::submit(std::uint64_t key, Task task) {
+  bool must_wake = false;
+  auto ec = submit_deferred(key, std::move(task), must_wake);
+  if (must_wake) wake(worker_for(key));
+  return ec;
+}
+
+std::error_code WorkerPool::submit_deferred(std::uint64_t key, Task task, bool& must_wake) {
   Worker& w = *workers_[worker_for(key)];
-  bool wake = false;
-  {
-    std::lock_guard lock(w.mutex);
-    if (w.stopping) return errc::stopped;
-    if (capacity_ != 0 && w.queue.size() >= capacity_) return errc::send_queue_full;
-    w.queue.push_back(std::move(task));
-    w.queued.store(w.queue.size(), std::memory_order_relaxed);
-    wake = w.sleeping;
-    w.sleeping = false;
-  }
-  if (wake) w.cv.notify_one();
+  std::lock_guard lock(w.mutex);
+  if (w.stopping) return errc::stopped;
+  if (capacity_ != 0 && w.queue.size() >= capacity_) return errc::send_queue_full;
+  w.queue.push_back(std::move(task));
+  w.queued.store(w.queue.size(), std::memory_order_relaxed);
+  // Whoever clears `sleeping` owns the wake-up: later submitters see false and do not signal.
+  if (w.sleeping) must_wake = true;
+  w.sleeping = false;
   return {};
 }
+
+void WorkerPool::wake(std::size_t index) { workers_.at(index)->cv.notify_one(); }
 
 std::size_t WorkerPool::queued() const noexcept {
   std::size_t n = 0;

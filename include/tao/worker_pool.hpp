@@ -47,6 +47,14 @@ public:
   /// cases the task was not taken. An exception thrown by a task is caught and logged.
   std::error_code submit(std::uint64_t key, Task task);
 
+  /// Like submit(), but never wakes a sleeping worker: when the worker for `key` is asleep,
+  /// `must_wake` is set and the caller must call wake(worker_for(key)) soon; until then the task
+  /// waits. An event loop queues a whole batch of ready messages this way and wakes each worker
+  /// once at the end, instead of being preempted by the worker after every message.
+  std::error_code submit_deferred(std::uint64_t key, Task task, bool& must_wake);
+  /// Wakes worker `index` (see submit_deferred()).
+  void wake(std::size_t index);
+
   /// Index of the worker that runs tasks for `key`.
   std::size_t worker_for(std::uint64_t key) const noexcept { return key % workers_.size(); }
   /// Worker threads.
