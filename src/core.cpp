@@ -74,7 +74,10 @@ bool Core::in_own_thread() const noexcept {
   return loops.in_loop_thread() || (workers && workers->in_worker_thread());
 }
 
-void Core::connection_created() noexcept { live_.fetch_add(1); }
+void Core::connection_created() noexcept {
+  open_.fetch_add(1);
+  live_.fetch_add(1);
+}
 
 void Core::connection_finished() noexcept {
   if (live_.fetch_sub(1) == 1) {

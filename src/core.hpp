@@ -72,6 +72,11 @@ public:
   void connection_created() noexcept;
   void connection_finished() noexcept;
   std::size_t live_connections() const noexcept { return live_.load(); }
+  /// A connection is open from creation until it leaves the registry (its socket then closes at
+  /// once; its on_close may still be queued behind a handler). What max_connections counts, so
+  /// that a connection_count() below the maximum means the next connection is admitted.
+  void connection_left() noexcept { open_.fetch_sub(1); }
+  std::size_t open_connections() const noexcept { return open_.load(); }
   /// Waits until no connection is live or the deadline passes; returns true if none is live.
   bool wait_no_connections(std::chrono::steady_clock::time_point deadline);
 
@@ -80,6 +85,7 @@ public:
 
 private:
   std::atomic<std::size_t> live_{0};
+  std::atomic<std::size_t> open_{0};
   std::mutex live_mutex_;
   std::condition_variable live_cv_;
   bool threads_started_ = false;

@@ -103,7 +103,7 @@ public:
       socket.close(ignored);
       return;
     }
-    if (opts.max_connections != 0 && core->live_connections() >= opts.max_connections) {
+    if (opts.max_connections != 0 && core->open_connections() >= opts.max_connections) {
       const auto n = refused.fetch_add(1) + 1;
       logger()->warn("server {}: refused a connection from {}: max_connections ({}) reached "
                      "({} refused so far)",

@@ -87,6 +87,7 @@ void TcpConnection::start(std::function<void(bool)> started) {
     sock().close(ec);
     if (started_) (*started_)(false);
     bump(loop_.counters().connections_closed);
+    core_->connection_left();
     core_->connection_finished();
     return;
   }
@@ -843,6 +844,7 @@ void TcpConnection::finish_close() {
   // close finds it in metrics()), in this order: metrics() reads the counters before the
   // registry's size, so a snapshot that shows this close never still counts it as current.
   core_->connections.erase(id());
+  core_->connection_left(); // a newcomer may take its place under max_connections from here
   bump_release(loop_.counters().connections_closed);
   boost::system::error_code ignored;
   sock().shutdown(asio::socket_base::shutdown_both, ignored);

@@ -62,9 +62,30 @@ TEST(Workers, EachConnectionsMessagesStayInOrderWithEightWorkers) {
 }
 
 TEST(Workers, ASleepingHandlerDoesNotDelayAnotherConnection) {
+  // The "sleep" handler sleeps until the test wakes it (30 s at most, should the test fail), so
+  // the other connection's round trip is known to happen while it sleeps, however slow the box.
+  struct Waker {
+    std::promise<void> promise;
+    std::shared_future<void> woken = promise.get_future().share();
+    bool done = false;
+    void wake() {
+      if (!done) promise.set_value();
+      done = true;
+    }
+  } waker;
+  std::atomic<bool> asleep{false};
   tao::Server s(test::local_server(4));
-  s.handle<Text>([](tao::Connection& c, const Text& m) {
-    if (m.text == "sleep") std::this_thread::sleep_for(1s);
+  // Declared after the server, so destroyed before it: the server's destructor never waits for
+  // a handler that nobody will wake.
+  struct WakeAtExit {
+    Waker& w;
+    ~WakeAtExit() { w.wake(); }
+  } wake_at_exit{waker};
+  s.handle<Text>([&](tao::Connection& c, const Text& m) {
+    if (m.text == "sleep") {
+      asleep = true;
+      waker.woken.wait_for(30s);
+    }
     c.write(Text{m.text + " " + std::to_string(c.id())});
   });
   s.start();
@@ -82,13 +103,14 @@ TEST(Workers, ASleepingHandlerDoesNotDelayAnotherConnection) {
   }
   ASSERT_TRUE(other);
   sleeper.send(test::frame(1, "sleep"));
-  std::this_thread::sleep_for(50ms); // the sleeper's handler is now asleep
-  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(test::eventually([&] { return asleep.load(); })); // the sleeper's handler is asleep
   other->send(test::frame(1, "quick"));
-  auto f = other->read_frame();
-  const auto rtt = std::chrono::steady_clock::now() - t0;
-  ASSERT_TRUE(f);
-  EXPECT_LT(rtt, 500ms) << "round trip of the other connection waited for the sleeping handler";
+  // Answered while the sleeper still sleeps: had it waited for the sleeping handler, no answer
+  // could come before the wake-up below.
+  auto f = other->read_frame(10s);
+  ASSERT_TRUE(f) << "round trip of the other connection waited for the sleeping handler";
+  EXPECT_EQ(f->second.substr(0, 6), "quick ");
+  waker.wake();
   EXPECT_TRUE(sleeper.read_frame(5s)); // and the sleeper is answered too
 }
 

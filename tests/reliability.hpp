@@ -21,12 +21,6 @@
 
 namespace test {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool under_sanitizer = true;
-#else
-inline constexpr bool under_sanitizer = false;
-#endif
-
 /// Open file descriptors of this process (the directory's own descriptor excluded).
 inline int open_fds() {
   DIR* d = ::opendir("/proc/self/fd");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -25,6 +26,13 @@ namespace test {
 
 using namespace std::chrono_literals;
 
+/// True in the sanitizer builds (ASan, TSan), which run several times slower.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool under_sanitizer = true;
+#else
+inline constexpr bool under_sanitizer = false;
+#endif
+
 /// Polls `cond` until it holds or `timeout` passes.
 inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 5s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -33,6 +41,17 @@ inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseco
     std::this_thread::sleep_for(2ms);
   }
   return cond();
+}
+
+/// Threads of this process now (Linux: /proc/self/task).
+inline int thread_count() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (auto* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n;
 }
 
 /// One TLV frame: int32 LE type | uint32 LE length | payload.

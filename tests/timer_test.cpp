@@ -73,8 +73,8 @@ TEST(TimerQueue, CancelFromAnotherThread) {
   std::atomic<int> fired{0};
   std::vector<tao::TimerId> ids;
   for (int i = 0; i < 100; ++i)
-    ids.push_back(
-        q.run_after(100ms + std::chrono::milliseconds(i), [&](tao::TimePoint) { ++fired; }));
+    ids.push_back( // due late enough that the canceller runs first, even on a loaded machine
+        q.run_after(1s + std::chrono::milliseconds(i), [&](tao::TimePoint) { ++fired; }));
   std::thread canceller([&] {
     for (std::size_t i = 0; i < ids.size(); i += 2)
       EXPECT_TRUE(q.cancel(ids[i]));
@@ -139,10 +139,16 @@ TEST(TimerQueue, ATimerCancelledByAnEarlierOneOfTheSameBatchDoesNotRun) {
   tao::TimerQueue q;
   std::atomic<int> second_ran{0};
   std::promise<bool> cancelled;
+  // The queue's thread is held until both timers are scheduled: were this thread slower than the
+  // 20 ms, the first would otherwise run alone, before the second even existed.
+  std::promise<void> scheduled;
+  std::shared_future<void> both_scheduled = scheduled.get_future().share();
+  q.run_after(0ms, [both_scheduled](tao::TimePoint) { both_scheduled.wait(); });
   const auto when = tao::Clock::now() + 20ms;
   std::atomic<tao::TimerId> second{0};
   q.run_at(when, [&](tao::TimePoint) { cancelled.set_value(q.cancel(second)); });
   second = q.run_at(when, [&](tao::TimePoint) { ++second_ran; });
+  scheduled.set_value();
   EXPECT_TRUE(cancelled.get_future().get()); // it had not run yet, so it was still pending
   std::this_thread::sleep_for(30ms);
   EXPECT_EQ(second_ran, 0);
@@ -201,17 +207,23 @@ TEST(ConnectionTimers, RunWhereTheHandlersRunAndStopAtClose) {
 TEST(ConnectionTimers, APendingTimerOfAClosedConnectionNeverFires) {
   tao::Server s(test::local_server(2));
   std::atomic<int> fired{0};
+  // Due 1 s after on_connect: the peer leaves (and the close is seen) long before, even when
+  // this thread or the server's is slow; then the test waits until well past the due time.
+  std::promise<tao::TimePoint> due;
   s.on_connect([&](tao::Connection& c) {
-    c.run_after(60ms, [&](tao::Connection&, tao::TimePoint) { ++fired; });
+    const auto when = tao::Clock::now() + 1s;
+    c.run_at(when, [&](tao::Connection&, tao::TimePoint) { ++fired; });
+    due.set_value(when);
     return true;
   });
   s.start();
+  auto due_at = due.get_future();
   {
     RawPeer p(s.port());
-    ASSERT_TRUE(test::eventually([&] { return s.connection_count() == 1; }));
+    ASSERT_EQ(due_at.wait_for(5s), std::future_status::ready);
   } // the peer leaves before the timer is due
   ASSERT_TRUE(test::eventually([&] { return s.connection_count() == 0; }));
-  std::this_thread::sleep_for(120ms);
+  std::this_thread::sleep_until(due_at.get() + 200ms);
   EXPECT_EQ(fired, 0);
 }
 
@@ -219,8 +231,11 @@ TEST(ConnectionTimers, CancelFromAHandlerAndFromOutside) {
   tao::Server s(test::local_server(0));
   std::atomic<int> fired{0};
   std::atomic<tao::TimerId> id{0};
+  std::atomic<tao::TimePoint> due{};
   s.on_connect([&](tao::Connection& c) {
-    id = c.run_after(80ms, [&](tao::Connection&, tao::TimePoint) { ++fired; });
+    // Due in 1 s: the request that cancels it arrives long before, even on a loaded machine.
+    due = tao::Clock::now() + 1s;
+    id = c.run_at(due, [&](tao::Connection&, tao::TimePoint) { ++fired; });
     return true;
   });
   s.handle<Text>([&](tao::Connection& c, const Text&) {
@@ -231,7 +246,7 @@ TEST(ConnectionTimers, CancelFromAHandlerAndFromOutside) {
   ASSERT_TRUE(test::eventually([&] { return id.load() != 0; }));
   p.send(test::frame(1, "cancel"));
   EXPECT_EQ(p.read_frame()->second, "cancelled");
-  std::this_thread::sleep_for(120ms);
+  std::this_thread::sleep_until(due.load() + 200ms);
   EXPECT_EQ(fired, 0);
 }
 
