@@ -66,13 +66,13 @@ TEST(LengthFieldNet, RawPeerFramesAreCutReassembledAndAnswered) {
 TEST(LengthFieldNet, ClientAndServerTalkThroughTheSameCodec) {
   auto codec = std::make_shared<tao::LengthFieldCodec>(tao::LengthFieldOptions{
       .length_field_offset = 2, .length_field_length = 4, .byte_order = std::endian::little});
+  std::mutex m;
+  std::vector<std::string> got;
   CodecServer s(codec, 2);
   auto o = test::local_client(s.server.port());
   o.codec = codec;
   o.heartbeat.interval = 0ms; // the frames carry no type, so no heartbeat can be sent
   tao::Client client(o);
-  std::mutex m;
-  std::vector<std::string> got;
   client.handle<Text>([&](tao::Connection&, const Text& t) {
     std::lock_guard l(m);
     got.push_back(t.text);

@@ -27,10 +27,10 @@ std::string seq_frame(std::int32_t sender, std::int64_t n) {
 }
 
 TEST(Workers, EachConnectionsMessagesStayInOrderWithEightWorkers) {
-  tao::Server s(test::local_server(8));
   std::mutex m;
   std::map<tao::ConnectionId, std::int64_t> last;
   std::atomic<int> out_of_order{0}, handled{0};
+  tao::Server s(test::local_server(8));
   s.handle<Seq>([&](tao::Connection& c, const Seq& q) {
     {
       std::lock_guard l(m);

@@ -141,10 +141,11 @@ TEST(Reconnect, AttemptTimesGrowAreCappedAndJitterStaysInBounds) {
     }
   });
   auto o = test::local_client(listener.port());
-  o.reconnect = tao::ReconnectOptions{
-      .initial_delay = 20ms, .max_delay = 160ms, .multiplier = 2.0, .max_attempts = 8};
+  o.reconnect = tao::ReconnectOptions {
+    std::vector<std::size_t> numbers;
+    .initial_delay = 20ms, .max_delay = 160ms, .multiplier = 2.0, .max_attempts = 8
+  };
   tao::Client c(o);
-  std::vector<std::size_t> numbers;
   c.on_reconnect([&](std::size_t k) {
     std::lock_guard l(m);
     numbers.push_back(k);

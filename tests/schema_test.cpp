@@ -210,13 +210,13 @@ struct SchemaServer {
 };
 
 void flat_round_trips(std::size_t server_workers, std::size_t client_workers) {
+  std::mutex m;
+  std::vector<std::uint64_t> ticks;
+  std::atomic<bool> all_good{true};
   SchemaServer s(server_workers);
   auto o = test::local_client(s.server.port());
   o.workers = client_workers;
   tao::Client client(o);
-  std::mutex m;
-  std::vector<std::uint64_t> ticks;
-  std::atomic<bool> all_good{true};
   client.handle<State>([&](tao::Connection&, const State& st) {
     if (!st.get() || st->players()->size() != 2 ||
         st->players()->Get(1)->name()->str() != "player1")
@@ -270,10 +270,10 @@ TEST(FlatNet, ACorruptBufferIsAProtocolErrorNotACrash) {
 }
 
 TEST(ProtoNet, NotesRoundTripAndGarbageClosesOnlyThatConnection) {
-  SchemaServer s(2);
-  tao::Client client(test::local_client(s.server.port()));
   std::mutex m;
   std::vector<std::string> texts;
+  SchemaServer s(2);
+  tao::Client client(test::local_client(s.server.port()));
   client.handle<Note>([&](tao::Connection&, const Note& n) {
     std::lock_guard l(m);
     texts.push_back(n->text() + "#" + std::to_string(n->id()));

@@ -251,9 +251,9 @@ TEST(ConnectionTimers, CancelFromAHandlerAndFromOutside) {
 }
 
 TEST(Schedule, ReachesEveryConnectionIncludingLaterOnes) {
-  tao::Server s(test::local_server(2, 2));
   std::mutex m;
   std::map<tao::ConnectionId, int> ticks;
+  tao::Server s(test::local_server(2, 2));
   s.schedule_every(5ms, [&](tao::Connection& c, tao::TimePoint) {
     std::lock_guard l(m);
     ++ticks[c.id()];

@@ -220,10 +220,10 @@ TEST(Tls, ManyMessagesInOrderAndHeartbeatAndGracefulStop) {
 
   auto co = test::local_client(server.port());
   co.tls = client_tls();
-  co.heartbeat.interval = 50ms; // keeps this client alive through the server's timeout
-  tao::Client c(co);
   std::mutex m;
   std::vector<std::int64_t> got;
+  co.heartbeat.interval = 50ms; // keeps this client alive through the server's timeout
+  tao::Client c(co);
   c.handle<test::Seq>([&](tao::Connection&, const test::Seq& q) {
     std::lock_guard l(m);
     got.push_back(q.n);
