@@ -54,12 +54,18 @@ smoke_wait_for() {
 }
 
 # smoke_start_server BINARY [ARGS...]: starts BINARY --host 127.0.0.1 --port 0 --io-threads 1
-# ARGS, waits for its "listening on 127.0.0.1:PORT" line and sets $server_pid and $server_port.
-# Its output goes to server.out and server.err in the scratch directory.
+# ARGS (without --io-threads 1 when ARGS has its own), waits for its "listening on
+# 127.0.0.1:PORT" line and sets $server_pid and $server_port. Its output goes to server.out and
+# server.err in the scratch directory.
 smoke_start_server() {
   local binary=$1
   shift
-  "$binary" --host 127.0.0.1 --port 0 --io-threads 1 "$@" \
+  local loops=(--io-threads 1)
+  local arg
+  for arg in "$@"; do
+    [ "$arg" != --io-threads ] || loops=()
+  done
+  "$binary" --host 127.0.0.1 --port 0 "${loops[@]}" "$@" \
     >"$smoke_work/server.out" 2>"$smoke_work/server.err" &
   server_pid=$!
   smoke_pids+=("$server_pid")
