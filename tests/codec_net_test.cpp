@@ -21,20 +21,10 @@ struct CodecServer {
           return o;
         }()) {
     server.handle<Text>([](tao::Connection& c, const Text& m) { c.write(Text{"echo " + m.text}); });
-    server.on_error([this](tao::Connection&, const tao::Error& e) {
-      std::lock_guard l(mutex);
-      errors.push_back(e);
-    });
+    server.on_error(errors.recorder());
     server.start();
   }
-  bool has_error(tao::errc e) {
-    std::lock_guard l(mutex);
-    for (auto& x : errors)
-      if (x.code == e) return true;
-    return false;
-  }
-  std::mutex mutex;
-  std::vector<tao::Error> errors;
+  test::ErrorLog errors;
   tao::Server server;
 };
 
@@ -100,13 +90,13 @@ TEST(LengthFieldNet, OversizeAndTruncatedFramesCloseOnlyThatConnection) {
     big.send(std::string("\x00\x63", 2)); // 99 + 2 > 100: refused before the body arrives
     EXPECT_TRUE(big.closed_by_peer());
   }
-  EXPECT_TRUE(test::eventually([&] { return s.has_error(tao::errc::frame_too_large); }));
+  EXPECT_TRUE(test::eventually([&] { return s.errors.has(tao::errc::frame_too_large); }));
   {
     RawPeer cut(s.server.port());
     cut.send(be16("a frame that never ends").substr(0, 7));
     std::this_thread::sleep_for(20ms);
   }
-  EXPECT_TRUE(test::eventually([&] { return s.has_error(tao::errc::truncated_frame); }));
+  EXPECT_TRUE(test::eventually([&] { return s.errors.has(tao::errc::truncated_frame); }));
   ASSERT_TRUE(good.send(be16("still here")));
   EXPECT_EQ(good.read_exact(be16("echo still here").size()), be16("echo still here"));
 }
@@ -127,13 +117,13 @@ TEST(LineNet, ALineWithoutDelimiterPastTheMaximumClosesTheConnection) {
   RawPeer bad(s.server.port());
   bad.send(std::string(1000, 'x'));
   EXPECT_TRUE(bad.closed_by_peer());
-  EXPECT_TRUE(test::eventually([&] { return s.has_error(tao::errc::frame_too_large); }));
+  EXPECT_TRUE(test::eventually([&] { return s.errors.has(tao::errc::frame_too_large); }));
   {
     RawPeer cut(s.server.port());
     cut.send("no newline before the peer leaves");
     std::this_thread::sleep_for(20ms);
   }
-  EXPECT_TRUE(test::eventually([&] { return s.has_error(tao::errc::truncated_frame); }));
+  EXPECT_TRUE(test::eventually([&] { return s.errors.has(tao::errc::truncated_frame); }));
   good.send("fine\n");
   EXPECT_EQ(good.read_exact(10), "echo fine\n");
   // A reply that would not be one line is refused at write(), nothing is sent.

@@ -1,32 +1,25 @@
 #!/usr/bin/env bash
-# The FlatBuffers game example for real: server up on an ephemeral port, two clients join and
-# move at once; each must see itself arrive and exit 0; SIGTERM then stops the server cleanly.
+# The FlatBuffers game example for real: server up on an ephemeral port with two loops and two
+# workers, two clients join and move at once; each must see itself arrive and exit 0; SIGTERM
+# then stops the server with exit code 0.
 #   game_smoke_test.sh SERVER_BINARY CLIENT_BINARY
-set -euo pipefail
+source "$(dirname "$0")/smoke_lib.sh"
 server=$1
 client=$2
-work=$(mktemp -d)
-"$server" --host 127.0.0.1 --port 0 --io-threads 2 --workers 2 >"$work/out.log" 2>"$work/err.log" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-port=""
-for _ in $(seq 1 200); do
-  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$work/out.log" | head -n 1)
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "server did not start"; cat "$work/err.log"; exit 1; }
-timeout 20 "$client" --port "$port" --name alice --moves 3 >"$work/alice.log" &
-a=$!
-timeout 20 "$client" --port "$port" --name bob --moves 5 >"$work/bob.log"
-wait "$a"
-cat "$work/alice.log" "$work/bob.log"
-grep -q '^alice reached (3,0)$' "$work/alice.log" || { echo "alice did not arrive"; exit 1; }
-grep -q '^bob reached (5,0)$' "$work/bob.log" || { echo "bob did not arrive"; exit 1; }
-grep -Eq '^tick [0-9]+:.* alice\(3,0\)' "$work/alice.log" || { echo "no state shows alice"; exit 1; }
-kill -TERM "$pid"
+smoke_start_server "$server" --io-threads 2 --workers 2
+alice=$smoke_work/alice.out
+bob=$smoke_work/bob.out
+timeout 20 "$client" --port "$server_port" --name alice --moves 3 >"$alice" 2>"$smoke_work/alice.err" &
+alice_pid=$!
+smoke_pids+=("$alice_pid")
 rc=0
-wait "$pid" || rc=$?
-trap - EXIT
-rm -rf "$work"
-[ "$rc" -eq 0 ] || { echo "server exited with $rc"; exit 1; }
+timeout 20 "$client" --port "$server_port" --name bob --moves 5 >"$bob" 2>"$smoke_work/bob.err" ||
+  rc=$?
+[ "$rc" -eq 0 ] || smoke_fail "bob exited with $rc"
+wait "$alice_pid" || rc=$?
+[ "$rc" -eq 0 ] || smoke_fail "alice exited with $rc"
+cat "$alice" "$bob"
+grep -q '^alice reached (3,0)$' "$alice" || smoke_fail "alice did not arrive"
+grep -q '^bob reached (5,0)$' "$bob" || smoke_fail "bob did not arrive"
+grep -Eq '^tick [0-9]+:.* alice\(3,0\)' "$alice" || smoke_fail "no state shows alice"
+smoke_stop_server

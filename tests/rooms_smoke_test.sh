@@ -2,12 +2,13 @@
 # The multi-room chat example for real: bob and alice pick nicknames, alice moves to #rust and
 # talks there (bob, in the lobby, must not hear it), /rooms counts the members, bob joins #rust
 # and they talk, /who lists them, /leave takes alice back to the lobby; a taken nickname is
-# refused. Both leave at end of input with exit code 0; SIGTERM stops the server with code 0.
+# refused. Both leave at end of input with exit code 0; the metrics endpoint (--metrics-port 0)
+# counts the 2 connections; SIGTERM stops the server with code 0.
 #   rooms_smoke_test.sh SERVER_BINARY CLIENT_BINARY
 source "$(dirname "$0")/smoke_lib.sh"
 server=$1
 client=$2
-smoke_start_server "$server" --workers 2
+smoke_start_server "$server" --workers 2 --metrics-port 0
 bob=$smoke_work/bob.out
 alice=$smoke_work/alice.out
 
@@ -45,4 +46,7 @@ grep -q 'hello rustaceans' "$bob" && smoke_fail "bob heard #rust from the lobby"
 smoke_end_client alice 4
 smoke_end_client bob 3
 cat "$alice"
+smoke_get_metrics
+accepted=$(smoke_metric tao_connections_accepted_total)
+[ "$accepted" = 2 ] || smoke_fail "tao_connections_accepted_total is '$accepted', not 2"
 smoke_stop_server

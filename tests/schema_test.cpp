@@ -191,21 +191,11 @@ struct SchemaServer {
       reply->set_text(t);
       c.write(reply);
     });
-    server.on_error([this](tao::Connection&, const tao::Error& e) {
-      std::lock_guard l(mutex);
-      errors.push_back(e);
-    });
+    server.on_error(errors.recorder());
     server.start();
   }
-  bool has_error(tao::errc e) {
-    std::lock_guard l(mutex);
-    for (auto& x : errors)
-      if (x.code == e) return true;
-    return false;
-  }
   std::atomic<int> handled{0};
-  std::mutex mutex;
-  std::vector<tao::Error> errors;
+  test::ErrorLog errors;
   tao::Server server;
 };
 
@@ -255,7 +245,7 @@ TEST(FlatNet, ACorruptBufferIsAProtocolErrorNotACrash) {
     corrupt[3] = static_cast<char>(0x7f);
     bad.send(test::frame(7, corrupt));
     EXPECT_TRUE(bad.closed_by_peer());
-    EXPECT_TRUE(test::eventually([&] { return s.has_error(tao::errc::decode_failed); }));
+    EXPECT_TRUE(test::eventually([&] { return s.errors.has(tao::errc::decode_failed); }));
     EXPECT_EQ(s.handled.load(), 0); // the handler never saw it
 
     test::RawPeer good(s.server.port());
@@ -288,7 +278,7 @@ TEST(ProtoNet, NotesRoundTripAndGarbageClosesOnlyThatConnection) {
   test::RawPeer bad(s.server.port());
   bad.send(test::frame(8, "\xff\xff\xff\xff\xff\xff"));
   EXPECT_TRUE(bad.closed_by_peer());
-  EXPECT_TRUE(test::eventually([&] { return s.has_error(tao::errc::decode_failed); }));
+  EXPECT_TRUE(test::eventually([&] { return s.errors.has(tao::errc::decode_failed); }));
   ASSERT_TRUE(test::eventually([&] {
     std::lock_guard l(m);
     return texts.size() == 20;

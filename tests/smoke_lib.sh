@@ -7,6 +7,9 @@
 #   ...                                                # talk to 127.0.0.1:$server_port
 #   smoke_stop_server                                  # SIGTERM; fails unless exit code is 0
 #
+# A server started with --metrics-port 0 prints where its metrics are; smoke_get_metrics fetches
+# them and smoke_metric NAME reads one value.
+#
 # Every wait is bounded (SMOKE_TIMEOUT seconds, default 8) so a broken example fails the test
 # instead of hanging it.
 set -euo pipefail
@@ -54,12 +57,18 @@ smoke_wait_for() {
 }
 
 # smoke_start_server BINARY [ARGS...]: starts BINARY --host 127.0.0.1 --port 0 --io-threads 1
-# ARGS, waits for its "listening on 127.0.0.1:PORT" line and sets $server_pid and $server_port.
-# Its output goes to server.out and server.err in the scratch directory.
+# ARGS (without --io-threads 1 when ARGS has its own), waits for its "listening on
+# 127.0.0.1:PORT" line and sets $server_pid and $server_port. Its output goes to server.out and
+# server.err in the scratch directory.
 smoke_start_server() {
   local binary=$1
   shift
-  "$binary" --host 127.0.0.1 --port 0 --io-threads 1 "$@" \
+  local loops=(--io-threads 1)
+  local arg
+  for arg in "$@"; do
+    [ "$arg" != --io-threads ] || loops=()
+  done
+  "$binary" --host 127.0.0.1 --port 0 "${loops[@]}" "$@" \
     >"$smoke_work/server.out" 2>"$smoke_work/server.err" &
   server_pid=$!
   smoke_pids+=("$server_pid")
@@ -107,4 +116,27 @@ smoke_end_client() {
   local rc=0
   wait "$pid" || rc=$?
   [ "$rc" -eq 0 ] || smoke_fail "client $name exited with $rc"
+}
+
+# smoke_get_metrics: GET /metrics from the endpoint the server printed ("metrics on
+# http://127.0.0.1:PORT/metrics": start it with --metrics-port 0) into metrics.out, status line
+# and headers included; fails unless the answer is 200 within the timeout.
+smoke_get_metrics() {
+  local line='^metrics on http://127\.0\.0\.1:[0-9]+/metrics$'
+  smoke_wait_for "$smoke_work/server.out" "$line"
+  local port
+  port=$(sed -n 's|^metrics on http://127\.0\.0\.1:\([0-9][0-9]*\)/metrics$|\1|p' \
+    "$smoke_work/server.out" | head -n 1)
+  timeout "$SMOKE_TIMEOUT" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+    printf "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" >&3 &&
+    cat <&3' _ "$port" >"$smoke_work/metrics.out" 2>"$smoke_work/metrics.err" ||
+    smoke_fail "GET /metrics on port $port failed"
+  head -n 1 "$smoke_work/metrics.out" | grep -q '^HTTP/1\.1 200 OK' ||
+    smoke_fail "GET /metrics did not answer 200"
+}
+
+# smoke_metric NAME: prints the value of the metric NAME in metrics.out (the last
+# smoke_get_metrics), or nothing when there is no such line.
+smoke_metric() {
+  sed -n "s/^$1 \([0-9][0-9]*\)\$/\1/p" "$smoke_work/metrics.out" | head -n 1
 }

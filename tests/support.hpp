@@ -1,5 +1,5 @@
 // Test helpers: a raw blocking TCP peer (POSIX sockets, so tests can send any bytes), frame
-// builders, and waiting with a deadline.
+// builders, waiting with a deadline, and a recorder of on_error reports.
 #pragma once
 
 #include <arpa/inet.h>
@@ -15,10 +15,12 @@
 #include <cstring>
 #include <functional>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <tao/tao.hpp>
 
@@ -196,6 +198,41 @@ public:
 
 private:
   int fd_ = -1;
+};
+
+/// What a server (or client) reported to on_error, kept under a lock: the callback runs on the
+/// loops or the workers while the test reads. Declare it before the server that reports to it,
+/// so the server is destroyed, and stopped, first.
+///   test::ErrorLog errors;  tao::Server server(...);  server.on_error(errors.recorder());
+class ErrorLog {
+public:
+  /// The on_error callback that records into this log.
+  auto recorder() {
+    return [this](tao::Connection&, const tao::Error& e) {
+      std::lock_guard l(mutex_);
+      errors_.push_back(e);
+    };
+  }
+  /// True when an error with this code was recorded.
+  bool has(tao::errc code) const {
+    std::lock_guard l(mutex_);
+    for (const auto& e : errors_)
+      if (e.code == code) return true;
+    return false;
+  }
+  bool empty() const {
+    std::lock_guard l(mutex_);
+    return errors_.empty();
+  }
+  /// A copy of what was recorded so far, in order.
+  std::vector<tao::Error> all() const {
+    std::lock_guard l(mutex_);
+    return errors_;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::vector<tao::Error> errors_;
 };
 
 /// The text message used across tests (type 1, like Go Tao's echo and chat).

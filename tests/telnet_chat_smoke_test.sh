@@ -3,19 +3,10 @@
 # /dev/tcp): alice and bob join, alice renames herself and speaks, bob reads her line; a line
 # over the maximum closes only its own connection; SIGTERM then stops the server cleanly.
 #   telnet_chat_smoke_test.sh SERVER_BINARY
-set -euo pipefail
+source "$(dirname "$0")/smoke_lib.sh"
 server=$1
-work=$(mktemp -d)
-"$server" --host 127.0.0.1 --port 0 --io-threads 1 --max-line 100 >"$work/out.log" 2>"$work/err.log" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-port=""
-for _ in $(seq 1 200); do
-  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$work/out.log" | head -n 1)
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "server did not start"; cat "$work/err.log"; exit 1; }
+smoke_start_server "$server" --max-line 100
+port=$server_port
 
 # wait_for FD PATTERN: reads lines (CR stripped) from FD until one matches, within 5 s each.
 wait_for() {
@@ -25,8 +16,7 @@ wait_for() {
     echo "  [$fd] $line"
     [[ $line =~ $pattern ]] && return 0
   done
-  echo "never got /$pattern/ on fd $fd"
-  return 1
+  smoke_fail "never got /$pattern/ on fd $fd"
 }
 
 exec 3<>"/dev/tcp/127.0.0.1/$port"
@@ -51,11 +41,6 @@ printf '/quit\r\n' >&3
 wait_for 3 '^\* bye$'
 wait_for 4 '^\* alice left$'
 exec 3>&- 4>&- 5>&-
-grep -q "frame larger than the maximum" "$work/out.log" "$work/err.log" || {
-  echo "the long line was not reported"; cat "$work/out.log" "$work/err.log"; exit 1; }
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-trap - EXIT
-rm -rf "$work"
-[ "$rc" -eq 0 ] || { echo "server exited with $rc"; exit 1; }
+grep -q "frame larger than the maximum" "$smoke_work/server.out" "$smoke_work/server.err" ||
+  smoke_fail "the long line was not reported"
+smoke_stop_server

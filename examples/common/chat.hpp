@@ -11,13 +11,9 @@ namespace example {
 /// Every chat message (type 1, payload = text) goes to every connected client, the sender
 /// included (Go Tao's chat server).
 inline int run_chat_server(const Flags& f, std::optional<tao::TlsOptions> tls) {
-  tao::ServerOptions o;
-  o.host = f.host;
-  o.port = f.port;
-  o.io_threads = threads_or_hardware(f.io_threads);
-  o.workers = threads_or_hardware(f.workers);
+  tao::ServerOptions o = server_options(f);
+  o.workers = threads_or_hardware(f.workers); // the chat's --workers 0 = one per hardware thread
   o.tls = std::move(tls);
-  o.metrics = metrics_options(f);
   tao::Server server(o);
   server.on_connect([](tao::Connection& c) {
     tao::logger()->info("{} joined", c.name());
@@ -31,6 +27,7 @@ inline int run_chat_server(const Flags& f, std::optional<tao::TlsOptions> tls) {
              "join from another terminal with: tao-{}chat-client --host {} --port {}\n",
              secure ? "TLS " : "", server.local_endpoint().to_string(), secure ? "tls_" : "",
              f.host == "0.0.0.0" ? "127.0.0.1" : f.host, server.port());
+  print_metrics_address(server, f);
   std::fflush(stdout);
   return server.run_until_signal();
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -23,7 +24,7 @@ struct Flags {
   std::size_t io_threads = 0; // 0 = hardware threads
   std::size_t workers = 0;
   std::string log_level = "info";
-  std::uint16_t metrics_port = 0; // servers: 0 = no metrics endpoint
+  std::optional<std::uint16_t> metrics_port; // servers: none = no metrics endpoint, 0 = any port
   std::string metrics_host = "127.0.0.1";
 };
 
@@ -42,8 +43,8 @@ inline void add_common_flags(CLI::App& app, Flags& f, bool server) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   if (server) {
     app.add_option("--metrics-port", f.metrics_port,
-                   "serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0 = off)")
-        ->capture_default_str();
+                   "serve Prometheus metrics at http://<metrics-host>:<port>/metrics "
+                   "(0 = a free port; off when not given)");
     app.add_option("--metrics-host", f.metrics_host, "address of the metrics endpoint")
         ->capture_default_str();
   }
@@ -52,11 +53,33 @@ inline void add_common_flags(CLI::App& app, Flags& f, bool server) {
 /// The metrics options the flags ask for: the HTTP endpoint only when --metrics-port is given.
 inline tao::MetricsOptions metrics_options(const Flags& f) {
   tao::MetricsOptions m;
-  if (f.metrics_port != 0)
-    m.http = tao::MetricsHttpOptions{.host = f.metrics_host, .port = f.metrics_port};
+  if (f.metrics_port)
+    m.http = tao::MetricsHttpOptions{.host = f.metrics_host, .port = *f.metrics_port};
   return m;
 }
 
 inline std::size_t threads_or_hardware(std::size_t n) { return n == 0 ? tao::hardware_threads : n; }
+
+/// What every example server takes from the common flags: --host, --port, --io-threads (0 = one
+/// loop per hardware thread), --workers as given (0 = handlers on the loops) and the metrics
+/// endpoint of --metrics-port and --metrics-host. A server that places its handlers otherwise
+/// sets `workers` afterwards (and says so in its --workers help).
+inline tao::ServerOptions server_options(const Flags& f) {
+  tao::ServerOptions o;
+  o.host = f.host;
+  o.port = f.port;
+  o.io_threads = threads_or_hardware(f.io_threads);
+  o.workers = f.workers;
+  o.metrics = metrics_options(f);
+  return o;
+}
+
+/// Prints where the metrics endpoint listens, when there is one (after the server started).
+inline void print_metrics_address(const tao::Server& server, const Flags& f) {
+  if (server.metrics_port() == 0) return;
+  const bool ipv6 = f.metrics_host.find(':') != std::string::npos;
+  fmt::print("metrics on http://{}{}{}:{}/metrics\n", ipv6 ? "[" : "", f.metrics_host,
+             ipv6 ? "]" : "", server.metrics_port());
+}
 
 } // namespace example

@@ -9,14 +9,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   tao::set_log_level(f.log_level);
 
-  tao::Server server({.host = f.host,
-                      .port = f.port,
-                      .io_threads = example::threads_or_hardware(f.io_threads),
-                      .workers = f.workers,
-                      .metrics = example::metrics_options(f)});
+  tao::Server server(example::server_options(f));
   server.handle<example::Text>([](tao::Connection& c, const example::Text& m) { c.write(m); });
   server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("echo server listening on {}\n", server.local_endpoint().to_string());
+  example::print_metrics_address(server, f);
   std::fflush(stdout);
   return server.run_until_signal();
 }

@@ -33,13 +33,14 @@ int main(int argc, char** argv) {
   CLI::App app{"tao game server (FlatBuffers)"};
   example::Flags f;
   example::add_common_flags(app, f, true);
+  app.get_option("--workers")
+      ->description("worker threads for handlers (0 = one per hardware thread)");
   CLI11_PARSE(app, argc, argv);
   tao::set_log_level(f.log_level);
 
-  tao::Server server({.host = f.host,
-                      .port = f.port,
-                      .io_threads = example::threads_or_hardware(f.io_threads),
-                      .workers = example::threads_or_hardware(f.workers)});
+  tao::ServerOptions o = example::server_options(f);
+  o.workers = example::threads_or_hardware(f.workers);
+  tao::Server server(o);
   World world;
   auto publish = [&] {
     flatbuffers::FlatBufferBuilder fbb;
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
              "play with: tao-game-client --host {} --port {} --name alice --moves 3\n",
              server.local_endpoint().to_string(), f.host == "0.0.0.0" ? "127.0.0.1" : f.host,
              server.port());
+  example::print_metrics_address(server, f);
   std::fflush(stdout);
   return server.run_until_signal();
 }

@@ -10,14 +10,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   tao::set_log_level(f.log_level);
 
-  tao::Server server({.host = f.host,
-                      .port = f.port,
-                      .io_threads = example::threads_or_hardware(f.io_threads),
-                      .workers = f.workers}); // 0 (default): on the loops, the fastest placement
+  // --workers 0 (the default): handlers on the loops, the fastest placement.
+  tao::Server server(example::server_options(f));
   server.on_message(
       [](tao::Connection& c, const tao::Frame& frame) { c.write_raw(frame.type, frame.payload); });
   server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("pingpong server listening on {}\n", server.local_endpoint().to_string());
+  example::print_metrics_address(server, f);
   std::fflush(stdout);
   return server.run_until_signal();
 }

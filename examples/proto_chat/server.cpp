@@ -9,13 +9,13 @@ int main(int argc, char** argv) {
   CLI::App app{"tao chat server with Protobuf messages"};
   example::Flags f;
   example::add_common_flags(app, f, true);
+  app.get_option("--workers")->description("ignored: the handlers always run on the loops");
   CLI11_PARSE(app, argc, argv);
   tao::set_log_level(f.log_level);
 
-  tao::Server server({.host = f.host,
-                      .port = f.port,
-                      .io_threads = example::threads_or_hardware(f.io_threads),
-                      .workers = 0}); // on the loops: seq is then taken in arrival order per loop
+  tao::ServerOptions o = example::server_options(f);
+  o.workers = 0; // on the loops: seq is then taken in arrival order per loop
+  tao::Server server(o);
   std::atomic<std::uint64_t> seq{0};
   server.handle<example::ChatLine>([&](tao::Connection&, const example::ChatLine& in) {
     example::ChatLine out = in;
@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
              "join with: tao-proto_chat-client --host {} --port {} --name alice\n",
              server.local_endpoint().to_string(), f.host == "0.0.0.0" ? "127.0.0.1" : f.host,
              server.port());
+  example::print_metrics_address(server, f);
   std::fflush(stdout);
   return server.run_until_signal();
 }

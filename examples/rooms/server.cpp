@@ -157,10 +157,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   tao::set_log_level(f.log_level);
 
-  tao::ServerOptions o;
-  o.host = f.host;
-  o.port = f.port;
-  o.io_threads = example::threads_or_hardware(f.io_threads);
+  tao::ServerOptions o = example::server_options(f);
   o.workers = example::threads_or_hardware(f.workers);
   RoomsServer rooms(o);
   tao::Server& server = rooms.server();
@@ -169,6 +166,7 @@ int main(int argc, char** argv) {
              "join with: tao-rooms-client --host {} --port {}\n",
              server.local_endpoint().to_string(), f.host == "0.0.0.0" ? "127.0.0.1" : f.host,
              server.port());
+  example::print_metrics_address(server, f);
   std::fflush(stdout);
   return server.run_until_signal();
 }

@@ -18,10 +18,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   tao::set_log_level(f.log_level);
 
-  tao::Server server({.host = f.host,
-                      .port = f.port,
-                      .io_threads = example::threads_or_hardware(f.io_threads),
-                      .workers = f.workers});
+  tao::Server server(example::server_options(f));
   server.handle<rpc::Request>([max_work_ms](tao::Connection& c, const rpc::Request& req) {
     rpc::Reply reply{req.id, req.text};
     std::ranges::transform(reply.text, reply.text.begin(),
@@ -39,6 +36,7 @@ int main(int argc, char** argv) {
   });
   server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully
   fmt::print("request/response server listening on {}\n", server.local_endpoint().to_string());
+  example::print_metrics_address(server, f);
   std::fflush(stdout);
   return server.run_until_signal();
 }

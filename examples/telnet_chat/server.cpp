@@ -23,15 +23,13 @@ int main(int argc, char** argv) {
   CLI::App app{"tao telnet chat server (line codec)"};
   example::Flags f;
   example::add_common_flags(app, f, true);
+  app.get_option("--workers")->description("ignored: the handlers always run on the loops");
   std::size_t max_line = 1024;
   app.add_option("--max-line", max_line, "longest line accepted, in bytes")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   tao::set_log_level(f.log_level);
 
-  tao::ServerOptions o;
-  o.host = f.host;
-  o.port = f.port;
-  o.io_threads = example::threads_or_hardware(f.io_threads);
+  tao::ServerOptions o = example::server_options(f);
   o.workers = 0; // handlers are short and never block: run them on the loops
   // Lines in ("\n" or "\r\n"), lines out with "\r\n" as telnet expects. A line carries no type
   // number, so every line is a Line (type 1); a longer line than max_line closes the connection.
@@ -71,6 +69,7 @@ int main(int argc, char** argv) {
   fmt::print("telnet chat listening on {}\njoin with: nc {} {}\n",
              server.local_endpoint().to_string(), f.host == "0.0.0.0" ? "127.0.0.1" : f.host,
              server.port());
+  example::print_metrics_address(server, f);
   std::fflush(stdout);
   return server.run_until_signal();
 }
