@@ -140,11 +140,10 @@ TEST(Reconnect, AttemptTimesGrowAreCappedAndJitterStaysInBounds) {
       ::close(fd);
     }
   });
+  std::vector<std::size_t> numbers;
   auto o = test::local_client(listener.port());
-  o.reconnect = tao::ReconnectOptions {
-    std::vector<std::size_t> numbers;
-    .initial_delay = 20ms, .max_delay = 160ms, .multiplier = 2.0, .max_attempts = 8
-  };
+  o.reconnect = tao::ReconnectOptions{
+      .initial_delay = 20ms, .max_delay = 160ms, .multiplier = 2.0, .max_attempts = 8};
   tao::Client c(o);
   c.on_reconnect([&](std::size_t k) {
     std::lock_guard l(m);
