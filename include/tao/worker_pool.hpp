@@ -1,7 +1,7 @@
 // A pool of worker threads where tasks with the same key run in submission order and never at the
 // same time (Go Tao's WorkerPool, without its dropped tasks and its unused workers).
-// Thread safety: submit(), queued() and size() are safe from any thread, tasks included;
-// stop() from any thread except a worker of this pool.
+// Thread safety: submit(), submit_deferred(), wake(), queued() and size() are safe from any
+// thread, tasks included; stop() from any thread except a worker of this pool.
 #pragma once
 
 #include <cstddef>
@@ -27,8 +27,9 @@ struct WorkerPoolOptions {
 };
 
 /// Worker threads where tasks with the same key run in order, one at a time (Go Tao's
-/// WorkerPool). Thread safety: submit(), queued(), size(), worker_for() and in_worker_thread()
-/// are safe from any thread, tasks included; stop() from any thread except one of its workers.
+/// WorkerPool). Thread safety: submit(), submit_deferred(), wake(), queued(), size(),
+/// worker_for() and in_worker_thread() are safe from any thread, tasks included; stop() from any
+/// thread except one of its workers.
 class WorkerPool {
 public:
   /// A task: any move-only callable taking nothing.
