@@ -25,8 +25,8 @@ struct HttpResponse {
   std::string body;
 };
 
-/// Reads what the peer sends until it closes or `timeout` passes.
-std::string read_until_close(RawPeer& p, std::chrono::milliseconds timeout = 5s) {
+/// Reads what the peer sends until it closes, `timeout` passes or (if not empty) `needle` arrived.
+std::string read_from(RawPeer& p, std::chrono::milliseconds timeout, const std::string& needle) {
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   char buf[4096];
@@ -36,25 +36,20 @@ std::string read_until_close(RawPeer& p, std::chrono::milliseconds timeout = 5s)
     ssize_t r = ::recv(p.fd(), buf, sizeof buf, 0);
     if (r <= 0) break;
     out.append(buf, static_cast<std::size_t>(r));
+    if (!needle.empty() && out.find(needle) != std::string::npos) break;
   }
   return out;
+}
+
+/// Reads what the peer sends until it closes or `timeout` passes.
+std::string read_until_close(RawPeer& p, std::chrono::milliseconds timeout = 5s) {
+  return read_from(p, timeout, {});
 }
 
 /// Reads until `needle` has arrived (true), the peer closes or `timeout` passes (false).
 bool read_until_seen(RawPeer& p, const std::string& needle,
                      std::chrono::milliseconds timeout = 5s) {
-  std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  char buf[4096];
-  while (std::chrono::steady_clock::now() < deadline) {
-    pollfd pf{p.fd(), POLLIN, 0};
-    if (::poll(&pf, 1, 20) <= 0) continue;
-    ssize_t r = ::recv(p.fd(), buf, sizeof buf, 0);
-    if (r <= 0) return false;
-    out.append(buf, static_cast<std::size_t>(r));
-    if (out.find(needle) != std::string::npos) return true;
-  }
-  return false;
+  return read_from(p, timeout, needle).find(needle) != std::string::npos;
 }
 
 HttpResponse parse_response(const std::string& raw) {
