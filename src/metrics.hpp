@@ -26,6 +26,14 @@ inline void bump_release(Counter& c) noexcept {
   c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);
 }
 
+/// handler_seconds_bounds in whole nanoseconds (every bound is one), for integer compares.
+inline constexpr auto handler_bounds_ns = [] {
+  std::array<std::uint64_t, handler_seconds_bounds.size()> ns{};
+  for (std::size_t i = 0; i < ns.size(); ++i)
+    ns[i] = static_cast<std::uint64_t>(handler_seconds_bounds[i] * 1e9 + 0.5);
+  return ns;
+}();
+
 struct alignas(64) ThreadCounters {
   Counter connections_accepted{0};
   Counter connections_closed{0};
@@ -44,8 +52,7 @@ struct alignas(64) ThreadCounters {
     const auto ns = static_cast<std::uint64_t>(
         std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
     std::size_t i = 0;
-    while (i < handler_seconds_bounds.size() &&
-           static_cast<double>(ns) > handler_seconds_bounds[i] * 1e9)
+    while (i < handler_bounds_ns.size() && ns > handler_bounds_ns[i])
       ++i;
     bump(handler_buckets[i]);
     bump(handler_ns, ns);
@@ -68,6 +75,37 @@ struct alignas(64) ThreadCounters {
     m.handler_seconds.sum_seconds += static_cast<double>(get(handler_ns)) / 1e9;
     m.handler_seconds.count += get(handler_count);
   }
+};
+
+/// Times consecutive handler calls on one thread with one clock read each: a lap ends where the
+/// previous one ended (or where the timer was started), so a batch of messages read at once costs
+/// one steady_clock read per message instead of two. A lap therefore includes the decoding of its
+/// message. After work that is not a timed handler, skip() makes the next lap start afresh.
+class HandlerLaps {
+public:
+  HandlerLaps(ThreadCounters& counters, bool on) noexcept : counters_(on ? &counters : nullptr) {}
+  /// Call right before the handler's work starts (decoding included); reads the clock only when
+  /// no lap ended just before.
+  void begin() noexcept {
+    if (counters_ && !running_) {
+      last_ = std::chrono::steady_clock::now();
+      running_ = true;
+    }
+  }
+  /// Call when a handler returned (or threw): records the lap.
+  void end() noexcept {
+    if (!counters_ || !running_) return;
+    const auto now = std::chrono::steady_clock::now();
+    counters_->observe_handler(now - last_);
+    last_ = now;
+  }
+  /// Work that is not a timed handler happened since the last end().
+  void skip() noexcept { running_ = false; }
+
+private:
+  ThreadCounters* counters_;
+  std::chrono::steady_clock::time_point last_{};
+  bool running_ = false;
 };
 
 /// Times one handler call into `counters` when `on`; costs one branch when off.
