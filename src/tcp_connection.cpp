@@ -1,6 +1,7 @@
 #include "tcp_connection.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <utility>
 
@@ -373,11 +374,33 @@ void TcpConnection::begin_read() {
 void TcpConnection::resume_reading() {
   if (state_ != State::open || read_blocked()) return;
   if (rbeg_ != rend_) {
+    ReadBatch batch(*this);
     const std::size_t used = parse(rbuf_.get() + rbeg_, rend_ - rbeg_);
     if (state_ != State::open) return;
     consume(used);
   }
   begin_read();
+}
+
+TcpConnection::ReadBatch::ReadBatch(TcpConnection& c) noexcept : c_(c), outer_(!c.in_read_batch_) {
+  c_.in_read_batch_ = true;
+}
+
+void TcpConnection::ReadBatch::flush() {
+  if (outer_ && c_.flush_deferred_) {
+    c_.flush_deferred_ = false;
+    c_.flush();
+  }
+}
+
+void TcpConnection::ReadBatch::finish() {
+  if (!outer_) return;
+  outer_ = false;
+  c_.in_read_batch_ = false;
+  if (c_.flush_deferred_) {
+    c_.flush_deferred_ = false;
+    c_.flush(); // also right when the batch closed the connection: flush() checks the state
+  }
 }
 
 void TcpConnection::consume(std::size_t n) {
@@ -421,6 +444,7 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
     if (wait_ec != asio::error::operation_aborted) fail(wait_ec, "read: " + wait_ec.message());
     return;
   }
+  ReadBatch batch(*this);
   // A few reads per wake-up at most, so one busy peer cannot starve the loop's others.
   for (int round = 0; round < 4 && !read_blocked(); ++round) {
     boost::system::error_code ec;
@@ -458,11 +482,13 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
       return;
     }
     if (n < room) break; // drained the socket
+    batch.flush();       // more to read: send what this round answered first, so the peer can go on
   }
   if (got_frame_) {
     got_frame_ = false;
     last_in_ = Clock::now();
   }
+  batch.finish(); // the replies go out before the next read is armed
   begin_read();
 }
 
@@ -480,6 +506,7 @@ void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t
     return;
   }
   bump(loop_.counters().bytes_in, n);
+  ReadBatch batch(*this);
   if (rbeg_ == rend_) {
     const std::size_t used = parse(tls_buf_.get(), n);
     if (state_ != State::open) return;
@@ -505,6 +532,7 @@ void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t
     got_frame_ = false;
     last_in_ = Clock::now();
   }
+  batch.finish(); // the replies go out before the next read is armed
   begin_read();
 }
 
@@ -541,6 +569,7 @@ void TcpConnection::on_peer_eof() {
 
 std::size_t TcpConnection::parse(const char* data, std::size_t n) {
   const Codec& c = *core_->codec;
+  HandlerLaps laps(loop_.counters(), core_->handler_timing);
   std::size_t off = 0;
   while (off < n && !read_blocked()) {
     Frame f;
@@ -553,17 +582,18 @@ std::size_t TcpConnection::parse(const char* data, std::size_t n) {
       return off;
     }
     off += r.consumed;
-    if (!dispatch_frame(f) || state_ != State::open) return off;
+    if (!dispatch_frame(f, laps) || state_ != State::open) return off;
   }
   return off;
 }
 
-bool TcpConnection::dispatch_frame(const Frame& f) {
+bool TcpConnection::dispatch_frame(const Frame& f, HandlerLaps& laps) {
   got_frame_ = true; // any complete frame, unknown types included, counts as life
   bump(loop_.counters().frames_in);
   const Dispatch& d = *core_->dispatch;
   const HandlerEntry* e = d.find(f.type);
   if (!e) {
+    if (!d.on_message || !d.runs_on_loop(Run::by_default)) laps.skip(); // no handler runs here
     if (f.type == heartbeat_type) {
       // Built-in heartbeat: checked, answered if so configured, never shown to user handlers.
       if (!Heartbeat::decode(f.payload)) {
@@ -589,16 +619,19 @@ bool TcpConnection::dispatch_frame(const Frame& f) {
       return true;
     }
     if (d.runs_on_loop(Run::by_default)) {
+      laps.begin();
       try {
-        HandlerTimer timed(loop_.counters(), core_->handler_timing);
         d.on_message(*this, f);
       } catch (const std::exception& ex) {
+        laps.end();
         handler_threw(ex.what());
         return false;
       } catch (...) {
+        laps.end();
         handler_threw("non-standard exception");
         return false;
       }
+      laps.end();
     } else {
       submit_task([type = f.type, copy = f.payload.str()](Connection& conn) {
         static_cast<TcpConnection&>(conn).core_->dispatch->on_message(conn,
@@ -611,16 +644,22 @@ bool TcpConnection::dispatch_frame(const Frame& f) {
   const bool now = d.runs_on_loop(e->run);
   Task later;
   bool decoded = false;
+  if (now)
+    laps.begin();
+  else
+    laps.skip(); // decoded here, handled by a worker (which times it)
   try {
-    HandlerTimer timed(loop_.counters(), now && core_->handler_timing);
     decoded = e->dispatch(*this, f.payload, now, later);
   } catch (const std::exception& ex) {
+    if (now) laps.end();
     handler_threw(ex.what());
     return false;
   } catch (...) {
+    if (now) laps.end();
     handler_threw("non-standard exception");
     return false;
   }
+  if (now) laps.end();
   if (!decoded) {
     bump(loop_.counters().protocol_errors);
     fail(make_error_code(errc::decode_failed),
@@ -647,9 +686,9 @@ void TcpConnection::submit_task(Task task) {
     t = nullptr;
     s->task_done();
   };
-  // From the loop (a message just read), the worker is woken once per batch; from elsewhere now.
-  auto ec = loop_.in_this_thread() ? loop_.submit_to(*core_->workers, id(), std::move(run))
-                                   : core_->workers->submit(id(), std::move(run));
+  // Only the read path submits messages, on the loop: the worker is woken once per read batch.
+  assert(loop_.in_this_thread());
+  auto ec = loop_.submit_to(*core_->workers, id(), std::move(run));
   if (ec) {
     pending_.fetch_sub(1);
     logger()->error("{}: worker pool refused a message: {}", name(), ec.message());
@@ -676,6 +715,10 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
     if (queued_.load(std::memory_order_relaxed) >= opts_.send_high_water) {
       full = true;
     } else {
+      // An empty queue starts with room for as much as the last flush sent (bounded), so a
+      // connection answering a batch of messages grows its queue once, not once per doubling.
+      if (wpending_.empty())
+        wpending_.reserve(std::max<std::size_t>(frames.size(), last_flush_bytes_));
       wpending_.insert(wpending_.end(), frames.begin(), frames.end());
       ++wpending_frames_;
       queued_.fetch_add(frames.size(), std::memory_order_relaxed);
@@ -687,7 +730,14 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
     on_send_queue_full();
     return errc::send_queue_full;
   }
-  if (post) asio::post(loop_.context(), [s = self()] { s->flush(); });
+  if (post) {
+    // Written by a handler that runs in this connection's read batch: the batch flushes when it
+    // ends (one send for all its replies, and no round through the loop's queue first).
+    if (loop_.in_this_thread() && in_read_batch_)
+      flush_deferred_ = true;
+    else
+      asio::post(loop_.context(), [s = self()] { s->flush(); });
+  }
   return {};
 }
 
@@ -716,6 +766,7 @@ void TcpConnection::flush() {
     }
     wsending_.swap(wpending_);
     wsending_frames_ = std::exchange(wpending_frames_, 0);
+    last_flush_bytes_ = static_cast<std::uint32_t>(std::min(wsending_.size(), keep_write_capacity));
   }
   writing_ = true;
   last_out_ = Clock::now();

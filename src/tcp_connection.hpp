@@ -82,10 +82,28 @@ private:
   void consume(std::size_t n);
   void make_read_room();
   std::size_t parse(const char* data, std::size_t n);
-  bool dispatch_frame(const Frame& f);
+  bool dispatch_frame(const Frame& f, HandlerLaps& laps);
   bool read_blocked();
   void resume_reading();
   void keep_leftover(const char* data, std::size_t n);
+  /// Marks the parsing of freshly read bytes: writes made meanwhile by this connection's own
+  /// handlers on the loop are flushed once, when the batch finishes (or the scope ends), instead
+  /// of each batch posting a flush to the loop's queue.
+  class ReadBatch {
+  public:
+    explicit ReadBatch(TcpConnection& c) noexcept;
+    ~ReadBatch() { finish(); }
+    ReadBatch(const ReadBatch&) = delete;
+    ReadBatch& operator=(const ReadBatch&) = delete;
+    /// Sends what the batch has queued so far; the batch goes on.
+    void flush();
+    /// Ends the batch and sends what it queued.
+    void finish();
+
+  private:
+    TcpConnection& c_;
+    bool outer_;
+  };
   void flush();
   void on_written(const boost::system::error_code& ec, std::size_t n);
   /// close()/abort() from any thread: refuse writes now, close on the loop.
@@ -151,10 +169,13 @@ private:
   bool tls_shutdown_started_ = false;
   bool peer_eof_ = false;
   bool lingering_ = false;
+  bool in_read_batch_ = false;  // parsing what was just read: replies are flushed at its end
+  bool flush_deferred_ = false; // a reply was queued in this read batch; its end flushes
 
   // Shared with writers, timers and workers on other threads.
-  bool accepting_ = true;     // guarded by wmutex_
-  bool flush_active_ = false; // guarded by wmutex_: a flush is posted or a write is in flight
+  bool accepting_ = true; // guarded by wmutex_
+  bool flush_active_ =
+      false; // guarded by wmutex_: a flush is posted or deferred, or a write is in flight
   std::atomic<bool> open_{true};
   std::atomic<bool> close_requested_{false};
   std::atomic<bool> full_reported_{false};
@@ -176,6 +197,7 @@ private:
   // those in wsending_ (loop thread only).
   std::uint32_t wpending_frames_ = 0;
   std::uint32_t wsending_frames_ = 0;
+  std::uint32_t last_flush_bytes_ = 0; // guarded by wmutex_: what an empty queue reserves
 };
 
 } // namespace tao::detail
