@@ -6,6 +6,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -258,6 +259,44 @@ TEST(Metrics, EndpointServesPrometheusTextAndCountersMoveWithTraffic) {
   const Exposition last_scrape = scrape(port);
   EXPECT_EQ(last_scrape["tao_connections_accepted_total"], 2);
   EXPECT_EQ(last_scrape["tao_frames_in_total"], 5); // the bad frame never completed
+}
+
+// Loop handlers of frames read at once are timed back to back, one clock read each: every
+// handler is still counted once, frames that reach no handler (a heartbeat, an unknown type) are
+// not, and a slow handler lands in a slow bucket without making the next one look slow.
+TEST(Metrics, LoopHandlersOfOneReadAreEachTimedOnce) {
+  tao::Server server(test::local_server(0, 1));
+  server.handle<Text>([](tao::Connection& c, const Text& m) {
+    if (m.text == "slow") std::this_thread::sleep_for(3ms);
+    c.write(m);
+  });
+  server.start();
+  test::RawPeer peer(server.port());
+  std::string burst;
+  for (int i = 0; i < 30; ++i)
+    burst += test::frame(1, "a" + std::to_string(i));
+  burst += test::frame(tao::heartbeat_type, std::string(8, '\0'));
+  burst += test::frame(99, "nobody handles this type");
+  burst += test::frame(1, "slow");
+  for (int i = 0; i < 30; ++i)
+    burst += test::frame(1, "b" + std::to_string(i));
+  ASSERT_TRUE(peer.send(burst));
+  int texts = 0;
+  while (texts < 61) {
+    auto f = peer.read_frame();
+    ASSERT_TRUE(f) << "after " << texts << " replies";
+    if (f->first == 1) ++texts; // (a heartbeat answer may come too)
+  }
+  ASSERT_TRUE(test::eventually([&] { return server.metrics().handler_seconds.count == 61; }));
+  const tao::HistogramSnapshot h = server.metrics().handler_seconds;
+  std::uint64_t over_1ms = 0;
+  for (std::size_t i = 0; i < h.counts.size(); ++i)
+    if (i >= tao::handler_seconds_bounds.size() || tao::handler_seconds_bounds[i] > 1e-3)
+      over_1ms += h.counts[i];
+  EXPECT_GE(over_1ms, 1u);  // the slow one
+  EXPECT_LE(over_1ms, 10u); // each lap restarts: the 30 after it would all be slow otherwise
+  EXPECT_GE(h.sum_seconds, 0.003);
+  EXPECT_EQ(h.count, 61u);
 }
 
 TEST(Metrics, SnapshotMatchesTheEndpointWithHandlersOnWorkers) {

@@ -396,6 +396,57 @@ TEST(Client, ServerClosingTheConnectionRunsOnClose) {
   EXPECT_FALSE(c.connected());
 }
 
+// Frames that arrive in one read are handled as one batch, their replies sent together. Replies
+// written before a handler closes the connection in the middle of such a batch still all arrive,
+// in order, then the close. Loop handlers stop at the close; on workers, messages already read
+// are still handled, and their writes are refused. Loop handlers and workers.
+class CloseInABatch : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(CloseInABatch, RepliesBeforeTheCloseAllArriveThenTheClose) {
+  std::atomic<int> handled{0};
+  std::atomic<int> after_close{0};
+  tao::Server s(test::local_server(GetParam(), 1));
+  s.handle<Text>([&](tao::Connection& c, const Text& m) {
+    if (m.text.starts_with("after")) {
+      ++after_close;
+      EXPECT_EQ(c.write(m), tao::errc::connection_closed);
+      return;
+    }
+    ++handled;
+    if (m.text == "bye") {
+      EXPECT_FALSE(c.write(Text{"last"}));
+      c.close();
+      return;
+    }
+    EXPECT_FALSE(c.write(m));
+  });
+  s.start();
+  RawPeer peer(s.port());
+  std::string burst;
+  for (int i = 0; i < 40; ++i)
+    burst += test::frame(1, "m" + std::to_string(i));
+  burst += test::frame(1, "bye");
+  for (int i = 0; i < 5; ++i)
+    burst += test::frame(1, "after" + std::to_string(i));
+  ASSERT_TRUE(peer.send(burst)); // one send: one read on the server, as a rule
+  for (int i = 0; i < 40; ++i) {
+    auto f = peer.read_frame();
+    ASSERT_TRUE(f) << "reply " << i;
+    EXPECT_EQ(f->second, "m" + std::to_string(i));
+  }
+  auto last = peer.read_frame();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->second, "last");
+  EXPECT_TRUE(peer.closed_by_peer());
+  EXPECT_EQ(handled.load(), 41);
+  if (GetParam() == 0) {
+    EXPECT_EQ(after_close.load(), 0); // the loop stops parsing at the close
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Placement, CloseInABatch, ::testing::Values(0, 2),
+                         [](const auto& p) { return p.param ? "Workers" : "Loop"; });
+
 TEST(Server, UnicastBroadcastLookupAndCount) {
   tao::Server s(test::local_server(2));
   s.start();
