@@ -4,9 +4,8 @@
 int main(int argc, char** argv) {
   CLI::App app{"tao chat server"};
   example::Flags f;
+  f.zero_workers_means_hardware = true; // the handlers always run on a worker pool
   example::add_common_flags(app, f, true);
-  app.get_option("--workers")
-      ->description("worker threads for handlers (0 = one per hardware thread)");
   CLI11_PARSE(app, argc, argv);
   tao::set_log_level(f.log_level);
   return example::run_chat_server(f, std::nullopt);

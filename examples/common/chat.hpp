@@ -12,7 +12,6 @@ namespace example {
 /// included (Go Tao's chat server).
 inline int run_chat_server(const Flags& f, std::optional<tao::TlsOptions> tls) {
   tao::ServerOptions o = server_options(f);
-  o.workers = threads_or_hardware(f.workers); // the chat's --workers 0 = one per hardware thread
   o.tls = std::move(tls);
   tao::Server server(o);
   server.on_connect([](tao::Connection& c) {

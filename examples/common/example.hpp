@@ -19,6 +19,9 @@ struct Text {
 };
 
 struct Flags {
+  /// Set before add_common_flags() by servers whose handlers always run on a worker pool: their
+  /// --workers 0 means one worker per hardware thread instead of handlers on the loops.
+  bool zero_workers_means_hardware = false;
   std::string host = "127.0.0.1";
   std::uint16_t port = 12345;
   std::size_t io_threads = 0; // 0 = hardware threads
@@ -26,17 +29,21 @@ struct Flags {
   std::string log_level = "info";
   std::optional<std::uint16_t> metrics_port; // servers: none = no metrics endpoint, 0 = any port
   std::string metrics_host = "127.0.0.1";
+  std::size_t read_chunk = tao::ServerOptions{}.read_chunk;
 };
 
 /// Adds --host, --port, --io-threads, --workers and --log-level; servers also get
-/// --metrics-port and --metrics-host.
+/// --metrics-port, --metrics-host and --read-chunk.
 inline void add_common_flags(CLI::App& app, Flags& f, bool server) {
   app.add_option("--host", f.host, "address to " + std::string(server ? "listen on" : "connect to"))
       ->capture_default_str();
   app.add_option("--port", f.port, "TCP port")->capture_default_str();
   app.add_option("--io-threads", f.io_threads, "event loops (0 = one per hardware thread)")
       ->capture_default_str();
-  app.add_option("--workers", f.workers, "worker threads for handlers (0 = handlers on the loops)")
+  app.add_option("--workers", f.workers,
+                 f.zero_workers_means_hardware
+                     ? "worker threads for handlers (0 = one per hardware thread)"
+                     : "worker threads for handlers (0 = handlers on the loops)")
       ->capture_default_str();
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str()
@@ -47,6 +54,9 @@ inline void add_common_flags(CLI::App& app, Flags& f, bool server) {
                    "(0 = a free port; off when not given)");
     app.add_option("--metrics-host", f.metrics_host, "address of the metrics endpoint")
         ->capture_default_str();
+    app.add_option("--read-chunk", f.read_chunk, "bytes read per system call (at least 512)")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{512}, std::size_t{64} << 20));
   }
 }
 
@@ -61,16 +71,17 @@ inline tao::MetricsOptions metrics_options(const Flags& f) {
 inline std::size_t threads_or_hardware(std::size_t n) { return n == 0 ? tao::hardware_threads : n; }
 
 /// What every example server takes from the common flags: --host, --port, --io-threads (0 = one
-/// loop per hardware thread), --workers as given (0 = handlers on the loops) and the metrics
-/// endpoint of --metrics-port and --metrics-host. A server that places its handlers otherwise
-/// sets `workers` afterwards (and says so in its --workers help).
+/// loop per hardware thread), --workers (0 = handlers on the loops, or one worker per hardware
+/// thread with Flags::zero_workers_means_hardware), the metrics endpoint of --metrics-port and
+/// --metrics-host, and --read-chunk.
 inline tao::ServerOptions server_options(const Flags& f) {
   tao::ServerOptions o;
   o.host = f.host;
   o.port = f.port;
   o.io_threads = threads_or_hardware(f.io_threads);
-  o.workers = f.workers;
+  o.workers = f.zero_workers_means_hardware ? threads_or_hardware(f.workers) : f.workers;
   o.metrics = metrics_options(f);
+  o.read_chunk = f.read_chunk;
   return o;
 }
 

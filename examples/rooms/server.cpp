@@ -151,14 +151,12 @@ private:
 int main(int argc, char** argv) {
   CLI::App app{"tao multi-room chat server"};
   example::Flags f;
+  f.zero_workers_means_hardware = true; // the handlers always run on a worker pool
   example::add_common_flags(app, f, true);
-  app.get_option("--workers")
-      ->description("worker threads for handlers (0 = one per hardware thread)");
   CLI11_PARSE(app, argc, argv);
   tao::set_log_level(f.log_level);
 
   tao::ServerOptions o = example::server_options(f);
-  o.workers = example::threads_or_hardware(f.workers);
   RoomsServer rooms(o);
   tao::Server& server = rooms.server();
   server.stop_on_signals(); // starts it; from here on SIGINT/SIGTERM stop it gracefully

@@ -5,9 +5,8 @@
 int main(int argc, char** argv) {
   CLI::App app{"tao TLS chat server"};
   example::Flags f;
+  f.zero_workers_means_hardware = true; // the handlers always run on a worker pool
   example::add_common_flags(app, f, true);
-  app.get_option("--workers")
-      ->description("worker threads for handlers (0 = one per hardware thread)");
   tao::TlsOptions tls;
   tls.certificate_chain_file = TAO_EXAMPLE_CERTS "/server.pem";
   tls.private_key_file = TAO_EXAMPLE_CERTS "/server.key";
