@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include <tao/codec.hpp>
 #include <tao/connection.hpp>
 
 namespace fuzz {
@@ -49,6 +50,33 @@ struct Input {
 /// A failed property: abort, so libFuzzer saves the input.
 inline void check(bool ok) {
   if (!ok) std::abort();
+}
+
+/// Cuts frames from `stream` with `codec` as the read path does, checking what every codec must
+/// hold: a frame consumes at least one byte and no more than what is left, and a stop that is
+/// not a frame is need_more or carries an error. Each frame goes to on_frame(frame, offset,
+/// result) (offset: where it starts in `stream`); the stop goes to on_stop(offset, result).
+template <class OnFrame, class OnStop>
+void for_each_frame(const tao::Codec& codec, tao::ByteView stream, OnFrame on_frame,
+                    OnStop on_stop) {
+  std::size_t off = 0;
+  while (off < stream.size()) {
+    tao::Frame f;
+    const auto r = codec.decode(stream.subview(off), f);
+    if (r.status != tao::DecodeResult::frame) {
+      check(r.status == tao::DecodeResult::need_more || r.error);
+      on_stop(off, r);
+      return;
+    }
+    check(r.consumed > 0 && r.consumed <= stream.size() - off);
+    on_frame(f, off, r);
+    off += r.consumed;
+  }
+}
+
+template <class OnFrame>
+void for_each_frame(const tao::Codec& codec, tao::ByteView stream, OnFrame on_frame) {
+  for_each_frame(codec, stream, on_frame, [](std::size_t, const tao::DecodeResult&) {});
 }
 
 } // namespace fuzz

@@ -19,15 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const tao::LengthFieldCodec codec(o);
 
   const tao::ByteView stream(in.data, in.size);
-  std::size_t off = 0;
-  while (off < stream.size()) {
-    tao::Frame f;
-    const auto r = codec.decode(stream.subview(off), f);
-    if (r.status != tao::DecodeResult::frame) {
-      fuzz::check(r.status == tao::DecodeResult::need_more || r.error);
-      break;
-    }
-    fuzz::check(r.consumed > 0 && r.consumed <= stream.size() - off);
+  fuzz::for_each_frame(codec, stream, [&](const tao::Frame& f, std::size_t off, auto r) {
     fuzz::check(r.consumed <= o.max_frame_length);
     fuzz::check(f.payload.end() == stream.data() + off + r.consumed);
     fuzz::check(f.type == o.message_type);
@@ -41,7 +33,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto r2 = codec.decode(out.view(), again);
     fuzz::check(r2.status == tao::DecodeResult::frame && r2.consumed == out.size());
     fuzz::check(again.payload.size() == f.payload.size());
-    off += r.consumed;
-  }
+  });
   return 0;
 }

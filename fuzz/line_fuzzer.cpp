@@ -12,17 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                               .delimiter = (b & 1) ? "\r\n" : "\n"});
 
   const tao::ByteView stream(in.data, in.size);
-  std::size_t off = 0;
-  while (off < stream.size()) {
-    tao::Frame f;
-    const auto r = codec.decode(stream.subview(off), f);
-    if (r.status != tao::DecodeResult::frame) {
-      fuzz::check(r.status == tao::DecodeResult::need_more || r.error);
-      // need_more only while a valid line could still fit.
-      if (r.status == tao::DecodeResult::need_more)
-        fuzz::check(stream.size() - off < codec.options().max_line_length + 2);
-      break;
-    }
+  auto on_line = [&](const tao::Frame& f, std::size_t off, auto r) {
     fuzz::check(f.payload.size() <= codec.options().max_line_length);
     fuzz::check(!std::memchr(f.payload.data(), '\n', f.payload.size()));
     fuzz::check(r.consumed == f.payload.size() + 1 || r.consumed == f.payload.size() + 2);
@@ -36,7 +26,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::check(codec.decode(out.view(), again).status == tao::DecodeResult::frame);
     if (f.payload.empty() || f.payload[f.payload.size() - 1] != '\r')
       fuzz::check(again.payload == f.payload);
-    off += r.consumed;
-  }
+  };
+  auto on_stop = [&](std::size_t off, auto r) {
+    // need_more only while a valid line could still fit.
+    if (r.status == tao::DecodeResult::need_more)
+      fuzz::check(stream.size() - off < codec.options().max_line_length + 2);
+  };
+  fuzz::for_each_frame(codec, stream, on_line, on_stop);
   return 0;
 }
