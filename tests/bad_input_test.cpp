@@ -22,22 +22,14 @@ struct Watched {
     // members above.)
     server.handle<Text>([](tao::Connection& c, const Text& m) { c.write(m); });
     server.handle<test::Seq>([](tao::Connection& c, const test::Seq& m) { c.write(m); });
-    server.on_error([this](tao::Connection&, const tao::Error& e) {
-      std::lock_guard l(mutex);
-      errors.push_back(e);
-    });
+    server.on_error(errors.recorder());
     server.on_close([this](tao::Connection& c) {
       std::lock_guard l(mutex);
       close_reasons.push_back(c.close_reason());
     });
     server.start();
   }
-  bool has_error(tao::errc e) {
-    std::lock_guard l(mutex);
-    for (auto& x : errors)
-      if (x.code == e) return true;
-    return false;
-  }
+  bool has_error(tao::errc e) const { return errors.has(e); }
   std::size_t closes() {
     std::lock_guard l(mutex);
     return close_reasons.size();
@@ -49,8 +41,8 @@ struct Watched {
     auto f = p.read_frame();
     return f && f->second == "ping";
   }
-  std::mutex mutex;
-  std::vector<tao::Error> errors;
+  test::ErrorLog errors;
+  std::mutex mutex; // close_reasons
   std::vector<std::error_code> close_reasons;
   tao::Server server; // last: destroyed (and stopped) first, while what its callbacks use lives
 };
@@ -63,10 +55,9 @@ TEST(BadInput, OversizeLengthGetsOnErrorAndACloseWhileOthersAreServed) {
   EXPECT_TRUE(bad.closed_by_peer());
   EXPECT_TRUE(test::eventually([&] { return w.has_error(tao::errc::frame_too_large); }));
   {
-    std::lock_guard l(w.mutex);
-    ASSERT_FALSE(w.errors.empty());
-    EXPECT_NE(w.errors[0].message.find("0100000001008000"), std::string::npos)
-        << w.errors[0].message;
+    const std::vector<tao::Error> errors = w.errors.all();
+    ASSERT_FALSE(errors.empty());
+    EXPECT_NE(errors[0].message.find("0100000001008000"), std::string::npos) << errors[0].message;
   }
   good.send(test::frame(1, "still fine"));
   EXPECT_EQ(good.read_frame()->second, "still fine");

@@ -28,20 +28,17 @@ std::string heartbeat_frame() {
   return b.str();
 }
 
-/// Records close reasons and the time each connection closed.
+/// Records close reasons and errors.
 struct Recorder {
-  std::mutex m;
+  std::mutex m; // reasons
   std::vector<std::error_code> reasons;
-  std::vector<tao::Error> errors;
+  test::ErrorLog errors;
   void attach(tao::Handlers& h) {
     h.on_close([this](tao::Connection& c) {
       std::lock_guard l(m);
       reasons.push_back(c.close_reason());
     });
-    h.on_error([this](tao::Connection&, const tao::Error& e) {
-      std::lock_guard l(m);
-      errors.push_back(e);
-    });
+    h.on_error(errors.recorder());
   }
   std::size_t closes() {
     std::lock_guard l(m);
@@ -68,8 +65,9 @@ TEST(Heartbeat, ASilentPeerIsClosedWithinTheTimeoutPlusOneCheck) {
   ASSERT_TRUE(test::eventually([&] { return r.closes() == 1; }));
   std::lock_guard l(r.m);
   EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
-  ASSERT_FALSE(r.errors.empty());
-  EXPECT_NE(r.errors[0].message.find("heartbeat timeout"), std::string::npos);
+  const std::vector<tao::Error> errors = r.errors.all();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors[0].message.find("heartbeat timeout"), std::string::npos);
 }
 
 TEST(Heartbeat, ChattyAndHeartbeatOnlyPeersAreKept) {
