@@ -715,10 +715,10 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
     if (queued_.load(std::memory_order_relaxed) >= opts_.send_high_water) {
       full = true;
     } else {
-      // An empty queue starts with room for as much as the last flush sent (bounded), so a
+      // An empty queue starts with room for what the last flush sent (in KiB, at most 64), so a
       // connection answering a batch of messages grows its queue once, not once per doubling.
       if (wpending_.empty())
-        wpending_.reserve(std::max<std::size_t>(frames.size(), last_flush_bytes_));
+        wpending_.reserve(std::max<std::size_t>(frames.size(), std::size_t{last_flush_kib_} << 10));
       wpending_.insert(wpending_.end(), frames.begin(), frames.end());
       ++wpending_frames_;
       queued_.fetch_add(frames.size(), std::memory_order_relaxed);
@@ -766,7 +766,8 @@ void TcpConnection::flush() {
     }
     wsending_.swap(wpending_);
     wsending_frames_ = std::exchange(wpending_frames_, 0);
-    last_flush_bytes_ = static_cast<std::uint32_t>(std::min(wsending_.size(), keep_write_capacity));
+    last_flush_kib_ =
+        static_cast<std::uint8_t>((std::min(wsending_.size(), keep_write_capacity) + 1023) >> 10);
   }
   writing_ = true;
   last_out_ = Clock::now();

@@ -174,8 +174,10 @@ private:
 
   // Shared with writers, timers and workers on other threads.
   bool accepting_ = true; // guarded by wmutex_
-  bool flush_active_ =
-      false; // guarded by wmutex_: a flush is posted or deferred, or a write is in flight
+  // Guarded by wmutex_: a flush is posted or deferred, or a write is in flight.
+  bool flush_active_ = false;
+  // Guarded by wmutex_: the last flush's size in KiB (at most 64), which an empty queue reserves.
+  std::uint8_t last_flush_kib_ = 0;
   std::atomic<bool> open_{true};
   std::atomic<bool> close_requested_{false};
   std::atomic<bool> full_reported_{false};
@@ -197,7 +199,6 @@ private:
   // those in wsending_ (loop thread only).
   std::uint32_t wpending_frames_ = 0;
   std::uint32_t wsending_frames_ = 0;
-  std::uint32_t last_flush_bytes_ = 0; // guarded by wmutex_: what an empty queue reserves
 };
 
 } // namespace tao::detail
