@@ -102,6 +102,26 @@ public:
   /// Work that is not a timed handler happened since the last end().
   void skip() noexcept { running_ = false; }
 
+  /// One handler call: timed from construction to destruction (a throw included) when `timed`;
+  /// otherwise work that is not a timed handler (skip()).
+  class Lap {
+  public:
+    Lap(HandlerLaps& laps, bool timed) noexcept : laps_(timed ? &laps : nullptr) {
+      if (laps_)
+        laps_->begin();
+      else
+        laps.skip();
+    }
+    ~Lap() {
+      if (laps_) laps_->end();
+    }
+    Lap(const Lap&) = delete;
+    Lap& operator=(const Lap&) = delete;
+
+  private:
+    HandlerLaps* laps_;
+  };
+
 private:
   ThreadCounters* counters_;
   std::chrono::steady_clock::time_point last_{};

@@ -395,12 +395,9 @@ void TcpConnection::ReadBatch::flush() {
 
 void TcpConnection::ReadBatch::finish() {
   if (!outer_) return;
-  outer_ = false;
   c_.in_read_batch_ = false;
-  if (c_.flush_deferred_) {
-    c_.flush_deferred_ = false;
-    c_.flush(); // also right when the batch closed the connection: flush() checks the state
-  }
+  flush(); // also right when the batch closed the connection: flush() checks the state
+  outer_ = false;
 }
 
 void TcpConnection::consume(std::size_t n) {
@@ -484,12 +481,7 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
     if (n < room) break; // drained the socket
     batch.flush();       // more to read: send what this round answered first, so the peer can go on
   }
-  if (got_frame_) {
-    got_frame_ = false;
-    last_in_ = Clock::now();
-  }
-  batch.finish(); // the replies go out before the next read is armed
-  begin_read();
+  end_read(batch);
 }
 
 void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t n) {
@@ -528,6 +520,10 @@ void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t
     if (state_ != State::open) return;
     consume(used);
   }
+  end_read(batch);
+}
+
+void TcpConnection::end_read(ReadBatch& batch) {
   if (got_frame_) {
     got_frame_ = false;
     last_in_ = Clock::now();
@@ -619,19 +615,16 @@ bool TcpConnection::dispatch_frame(const Frame& f, HandlerLaps& laps) {
       return true;
     }
     if (d.runs_on_loop(Run::by_default)) {
-      laps.begin();
       try {
+        HandlerLaps::Lap lap(laps, true);
         d.on_message(*this, f);
       } catch (const std::exception& ex) {
-        laps.end();
         handler_threw(ex.what());
         return false;
       } catch (...) {
-        laps.end();
         handler_threw("non-standard exception");
         return false;
       }
-      laps.end();
     } else {
       submit_task([type = f.type, copy = f.payload.str()](Connection& conn) {
         static_cast<TcpConnection&>(conn).core_->dispatch->on_message(conn,
@@ -644,22 +637,16 @@ bool TcpConnection::dispatch_frame(const Frame& f, HandlerLaps& laps) {
   const bool now = d.runs_on_loop(e->run);
   Task later;
   bool decoded = false;
-  if (now)
-    laps.begin();
-  else
-    laps.skip(); // decoded here, handled by a worker (which times it)
   try {
+    HandlerLaps::Lap lap(laps, now); // not timed here when a worker handles it (and times it)
     decoded = e->dispatch(*this, f.payload, now, later);
   } catch (const std::exception& ex) {
-    if (now) laps.end();
     handler_threw(ex.what());
     return false;
   } catch (...) {
-    if (now) laps.end();
     handler_threw("non-standard exception");
     return false;
   }
-  if (now) laps.end();
   if (!decoded) {
     bump(loop_.counters().protocol_errors);
     fail(make_error_code(errc::decode_failed),

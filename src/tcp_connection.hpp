@@ -104,6 +104,9 @@ private:
     TcpConnection& c_;
     bool outer_;
   };
+  /// After a read was parsed: notes the peer's sign of life, sends the batch's replies and arms
+  /// the next read.
+  void end_read(ReadBatch& batch);
   void flush();
   void on_written(const boost::system::error_code& ec, std::size_t n);
   /// close()/abort() from any thread: refuse writes now, close on the loop.
