@@ -703,9 +703,17 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
       full = true;
     } else {
       // An empty queue starts with room for what the last flush sent (in KiB, at most 64), so a
-      // connection answering a batch of messages grows its queue once, not once per doubling.
-      if (wpending_.empty())
-        wpending_.reserve(std::max<std::size_t>(frames.size(), std::size_t{last_flush_kib_} << 10));
+      // connection answering a batch of messages grows its queue once, not once per doubling. On
+      // the loop, the buffer comes from the loop's spares.
+      if (wpending_.empty()) {
+        const auto want = std::max<std::size_t>(frames.size(), std::size_t{last_flush_kib_} << 10);
+        if (wpending_.capacity() < want) {
+          if (loop_.in_this_thread())
+            loop_.take_write_buffer(wpending_, want);
+          else
+            wpending_.reserve(want);
+        }
+      }
       wpending_.insert(wpending_.end(), frames.begin(), frames.end());
       ++wpending_frames_;
       queued_.fetch_add(frames.size(), std::memory_order_relaxed);
@@ -787,9 +795,9 @@ void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t 
     }
   }
   flush();
-  // Nothing more to send: an idle connection holds no write buffer either (the next write
-  // allocates one; a busy one keeps recycling the pair).
-  if (!writing_) std::vector<char>().swap(wsending_);
+  // Nothing more to send: an idle connection holds no write buffer either (it goes back to the
+  // loop for the next writer; a busy connection keeps recycling its pair).
+  if (!writing_) loop_.give_write_buffer(wsending_);
   if (state_ == State::closing && !writing_) finish_close();
 }
 
@@ -870,7 +878,7 @@ void TcpConnection::finish_close() {
     std::lock_guard lock(wmutex_);
     accepting_ = false;
     queued_.fetch_sub(wpending_.size(), std::memory_order_relaxed);
-    std::vector<char>().swap(wpending_);
+    loop_.give_write_buffer(wpending_);
     wpending_frames_ = 0;
   }
   if (close_timer_) close_timer_->cancel();

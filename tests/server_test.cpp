@@ -241,6 +241,53 @@ TEST(ClientServer, ABusyConnectionThatGoesQuietAndComesBackIsServedThroughout) {
   }
 }
 
+TEST(ClientServer, ConnectionsTakingTurnsOnOneLoopEachGetOnlyTheirOwnReplies) {
+  // One loop, many connections answered one message at a time: each reply's buffer is handed
+  // from connection to connection (the loop keeps spares), in sizes from a few bytes to more
+  // than a spare may keep. Every peer gets back exactly what it sent, round after round, with
+  // handlers on the loop and on a worker; peers that leave mid-way hand back unsent buffers.
+  for (std::size_t workers : {0u, 1u}) {
+    SCOPED_TRACE(workers);
+    EchoServer s(test::local_server(workers, 1));
+    s.server.start();
+    constexpr int peers_n = 120, rounds = 12;
+    const std::size_t sizes[] = {16, 4096, 300, 70'000, 5000};
+    std::vector<std::unique_ptr<RawPeer>> peers;
+    for (int i = 0; i < peers_n; ++i)
+      peers.push_back(std::make_unique<RawPeer>(s.server.port()));
+    auto payload = [&](int i, int k) {
+      std::string text = "peer " + std::to_string(i) + " round " + std::to_string(k) + " ";
+      text.resize(sizes[static_cast<std::size_t>(i + k) % std::size(sizes)],
+                  static_cast<char>('a' + (i * 7 + k) % 26));
+      return text;
+    };
+    int mismatches = 0;
+    for (int k = 0; k < rounds; ++k) {
+      for (int i = 0; i < peers_n; ++i)
+        if (peers[static_cast<std::size_t>(i)])
+          peers[static_cast<std::size_t>(i)]->send(test::frame(1, payload(i, k)));
+      for (int i = 0; i < peers_n; ++i) {
+        auto& p = peers[static_cast<std::size_t>(i)];
+        if (!p) continue;
+        auto got = p->read_frame(10s);
+        ASSERT_TRUE(got) << "peer " << i << " round " << k;
+        if (got->first != 1 || got->second != payload(i, k)) ++mismatches;
+      }
+      // Every seventh peer leaves after sending requests it will not read.
+      if (k == rounds / 2)
+        for (int i = 0; i < peers_n; i += 7) {
+          auto& p = peers[static_cast<std::size_t>(i)];
+          for (int j = 0; j < 3; ++j)
+            p->send(test::frame(1, std::string(5000, 'z')));
+          p.reset();
+        }
+    }
+    EXPECT_EQ(mismatches, 0);
+    EXPECT_TRUE(test::eventually(
+        [&] { return s.server.connection_count() == peers_n - (peers_n + 6) / 7; }));
+  }
+}
+
 TEST(ClientServer, ZeroLengthPayload) {
   EchoServer s;
   s.server.start();
