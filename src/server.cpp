@@ -1,5 +1,6 @@
 #include <tao/server.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -33,8 +34,12 @@ public:
   std::shared_ptr<Core> core;
   std::unique_ptr<tcp::acceptor> acceptor;     // loop 0 only
   std::unique_ptr<asio::steady_timer> backoff; // loop 0 only
-  std::unique_ptr<asio::signal_set> signals;   // loop 0 only
-  bool signals_armed = false;                  // stop_on_signals() ran (caller's thread)
+  // Loop 0 only: an episode of accept() failing for want of descriptors or memory (retries, and
+  // when it began and was last reported), so it is logged once, then every 10 s, then its end.
+  std::uint64_t accept_retries = 0;
+  std::chrono::steady_clock::time_point exhausted_since{}, exhausted_logged{};
+  std::unique_ptr<asio::signal_set> signals; // loop 0 only
+  bool signals_armed = false;                // stop_on_signals() ran (caller's thread)
   std::atomic<std::uint64_t> refused{0};
   Endpoint local;
 
@@ -55,6 +60,11 @@ public:
 
   Loop& acceptor_loop() { return core->loops.at(0); }
 
+  static long long ms_since(std::chrono::steady_clock::time_point from,
+                            std::chrono::steady_clock::time_point to) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
+  }
+
   void accept_next() {
     Loop& target = core->loops.next();
     acceptor->async_accept(
@@ -71,8 +81,18 @@ public:
                              ec == boost::system::errc::too_many_files_open_in_system ||
                              ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
       if (exhausted) {
-        logger()->warn("server {}: accept: {}; retrying in 100 ms", local.to_string(),
-                       ec.message());
+        const auto now = std::chrono::steady_clock::now();
+        if (accept_retries++ == 0) {
+          exhausted_since = exhausted_logged = now;
+          logger()->warn("server {}: accept: {}; retrying every 100 ms (existing connections "
+                         "are still served)",
+                         local.to_string(), ec.message());
+        } else if (now - exhausted_logged >= std::chrono::seconds(10)) {
+          exhausted_logged = now;
+          logger()->warn("server {}: accept still failing after {} ms ({} retries): {}",
+                         local.to_string(), ms_since(exhausted_since, now), accept_retries,
+                         ec.message());
+        }
         backoff->expires_after(std::chrono::milliseconds(100));
         backoff->async_wait([self = shared_from_this()](const boost::system::error_code& e) {
           if (!e && self->acceptor && self->acceptor->is_open()) self->accept_next();
@@ -82,6 +102,11 @@ public:
         accept_next();
       }
       return;
+    }
+    if (accept_retries != 0) {
+      logger()->info("server {}: accepting again after {} ms ({} retries)", local.to_string(),
+                     ms_since(exhausted_since, std::chrono::steady_clock::now()), accept_retries);
+      accept_retries = 0;
     }
     admit(std::move(socket), target);
     // Take what else is waiting now, so a burst of connects is not served one per loop cycle
