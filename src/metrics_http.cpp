@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -21,6 +22,8 @@
 #include <fmt/format.h>
 
 #include <tao/log.hpp>
+
+#include "accept_trouble.hpp"
 
 namespace tao::detail {
 
@@ -41,6 +44,8 @@ struct MetricsHttpServer::Impl : std::enable_shared_from_this<Impl> {
   std::atomic<std::uint16_t> port{0};
   asio::io_context ctx{1}; // after what sessions use: destroyed (with them) first
   std::optional<tcp::acceptor> acceptor;
+  asio::steady_timer retry{ctx}; // accept_next() again after an exhausted accept()
+  AcceptTrouble accept_trouble;  // endpoint thread only
   std::thread thread;
 
   void accept_next();
@@ -145,6 +150,16 @@ public:
 void MetricsHttpServer::Impl::accept_next() {
   acceptor->async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (!self->acceptor->is_open()) return;
+    if (ec && accept_exhausted(ec)) {
+      // Retrying at once would spin: the connection waits in the backlog, readable at once.
+      self->accept_trouble.failed(ec);
+      self->retry.expires_after(accept_retry_delay);
+      self->retry.async_wait([self](const boost::system::error_code& e) {
+        if (!e && self->acceptor->is_open()) self->accept_next();
+      });
+      return;
+    }
+    if (!ec) self->accept_trouble.succeeded();
     if (ec) {
       if (ec != asio::error::operation_aborted)
         logger()->warn("metrics endpoint: accept: {}", ec.message());
@@ -180,6 +195,7 @@ MetricsHttpServer::MetricsHttpServer(const MetricsHttpOptions& options, Render r
                             fmt::format("tao: metrics endpoint: cannot resolve {}", options.host));
   const tcp::endpoint ep = results.begin()->endpoint();
   m.acceptor.emplace(m.ctx);
+  m.accept_trouble.who = "metrics endpoint";
   auto fail = [&](const char* what) {
     throw std::system_error(ec, fmt::format("tao: metrics endpoint: cannot {} {}:{}", what,
                                             options.host, options.port));
@@ -211,6 +227,7 @@ MetricsHttpServer::~MetricsHttpServer() {
   asio::post(m.ctx, [&m] {
     beast::error_code ignored;
     m.acceptor->close(ignored);
+    m.retry.cancel();
     for (auto& w : m.sessions)
       if (auto s = w.lock()) s->close();
     m.ctx.stop();

@@ -14,6 +14,7 @@
 
 #include <tao/log.hpp>
 
+#include "accept_trouble.hpp"
 #include "core.hpp"
 #include "endpoint.hpp"
 #include "metrics_http.hpp"
@@ -32,14 +33,12 @@ public:
 
   ServerOptions opts;
   std::shared_ptr<Core> core;
-  std::unique_ptr<tcp::acceptor> acceptor;     // loop 0 only
-  std::unique_ptr<asio::steady_timer> backoff; // loop 0 only
-  // Loop 0 only: an episode of accept() failing for want of descriptors or memory (retries, and
-  // when it began and was last reported), so it is logged once, then every 10 s, then its end.
-  std::uint64_t accept_retries = 0;
-  std::chrono::steady_clock::time_point exhausted_since{}, exhausted_logged{};
-  std::unique_ptr<asio::signal_set> signals; // loop 0 only
-  bool signals_armed = false;                // stop_on_signals() ran (caller's thread)
+  std::unique_ptr<tcp::acceptor> acceptor;                // loop 0 only
+  std::unique_ptr<asio::steady_timer> backoff;            // loop 0 only
+  AcceptTrouble accept_trouble;                           // loop 0 only
+  std::chrono::steady_clock::time_point refusal_logged{}; // loop 0 only: max_connections
+  std::unique_ptr<asio::signal_set> signals;              // loop 0 only
+  bool signals_armed = false;                             // stop_on_signals() ran (caller's thread)
   std::atomic<std::uint64_t> refused{0};
   Endpoint local;
 
@@ -60,11 +59,6 @@ public:
 
   Loop& acceptor_loop() { return core->loops.at(0); }
 
-  static long long ms_since(std::chrono::steady_clock::time_point from,
-                            std::chrono::steady_clock::time_point to) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
-  }
-
   void accept_next() {
     Loop& target = core->loops.next();
     acceptor->async_accept(
@@ -77,23 +71,9 @@ public:
   void on_accept(const boost::system::error_code& ec, Socket socket, Loop& target) {
     if (!acceptor || !acceptor->is_open() || ec == asio::error::operation_aborted) return;
     if (ec) {
-      const bool exhausted = ec == asio::error::no_descriptors ||
-                             ec == boost::system::errc::too_many_files_open_in_system ||
-                             ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
-      if (exhausted) {
-        const auto now = std::chrono::steady_clock::now();
-        if (accept_retries++ == 0) {
-          exhausted_since = exhausted_logged = now;
-          logger()->warn("server {}: accept: {}; retrying every 100 ms (existing connections "
-                         "are still served)",
-                         local.to_string(), ec.message());
-        } else if (now - exhausted_logged >= std::chrono::seconds(10)) {
-          exhausted_logged = now;
-          logger()->warn("server {}: accept still failing after {} ms ({} retries): {}",
-                         local.to_string(), ms_since(exhausted_since, now), accept_retries,
-                         ec.message());
-        }
-        backoff->expires_after(std::chrono::milliseconds(100));
+      if (accept_exhausted(ec)) {
+        accept_trouble.failed(ec);
+        backoff->expires_after(accept_retry_delay);
         backoff->async_wait([self = shared_from_this()](const boost::system::error_code& e) {
           if (!e && self->acceptor && self->acceptor->is_open()) self->accept_next();
         });
@@ -103,11 +83,7 @@ public:
       }
       return;
     }
-    if (accept_retries != 0) {
-      logger()->info("server {}: accepting again after {} ms ({} retries)", local.to_string(),
-                     ms_since(exhausted_since, std::chrono::steady_clock::now()), accept_retries);
-      accept_retries = 0;
-    }
+    accept_trouble.succeeded();
     admit(std::move(socket), target);
     // Take what else is waiting now, so a burst of connects is not served one per loop cycle
     // (each async accept completes behind all the I/O handlers queued on a busy loop).
@@ -130,10 +106,15 @@ public:
     }
     if (opts.max_connections != 0 && core->open_connections() >= opts.max_connections) {
       const auto n = refused.fetch_add(1) + 1;
-      logger()->warn("server {}: refused a connection from {}: max_connections ({}) reached "
-                     "({} refused so far)",
-                     local.to_string(), endpoint_of(socket.remote_endpoint(ignored)).to_string(),
-                     opts.max_connections, n);
+      // A flood of connections must not become a flood of log lines: at most one every 10 s.
+      const auto now = std::chrono::steady_clock::now();
+      if (n == 1 || now - refusal_logged >= std::chrono::seconds(10)) {
+        refusal_logged = now;
+        logger()->warn("server {}: refused a connection from {}: max_connections ({}) reached "
+                       "({} refused so far; logged at most every 10 s)",
+                       local.to_string(), endpoint_of(socket.remote_endpoint(ignored)).to_string(),
+                       opts.max_connections, n);
+      }
       socket.close(ignored);
       return;
     }
@@ -250,6 +231,7 @@ void Server::start() {
   if (ec) fail("listen on");
   acc->non_blocking(true, ec); // lets on_accept drain the queue without blocking
   sc.local = detail::endpoint_of(acc->local_endpoint(ec));
+  sc.accept_trouble.who = "server " + sc.local.to_string();
   sc.acceptor = std::move(acc);
   sc.backoff = std::make_unique<asio::steady_timer>(loop0.context());
   if (o.metrics.http) {

@@ -1,8 +1,8 @@
 // Issue 11: file descriptor exhaustion. The soft RLIMIT_NOFILE is lowered to a little above what
-// the process uses and the rest is filled, so the server's accept() fails with EMFILE: the server
-// must log it once (not once per retry), back off (not spin), keep serving its existing connections
-// and accept again once descriptors are free. The limit is restored at the end (ctest runs this
-// test in a process of its own anyway).
+// the process uses and the rest is filled, so the server's accept() fails with EMFILE (and so does
+// its metrics endpoint's): each must log it once (not once per retry), back off (not spin), keep
+// serving its existing connections and accept again once descriptors are free. The limit is
+// restored at the end (ctest runs this test in a process of its own anyway).
 #include <fcntl.h>
 #include <sys/resource.h>
 
@@ -10,7 +10,6 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/base_sink.h>
 
 #include "reliability.hpp"
 #include "support.hpp"
@@ -20,30 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using test::RawPeer;
 using test::Text;
-
-/// Keeps what tao logs, so the test can check that the exhaustion was reported.
-class CaptureSink : public spdlog::sinks::base_sink<std::mutex> {
-public:
-  std::vector<std::string> lines() {
-    std::lock_guard lock(this->mutex_);
-    return lines_;
-  }
-  std::size_t count(const std::string& needle) {
-    std::size_t n = 0;
-    for (const auto& l : lines())
-      n += l.find(needle) != std::string::npos;
-    return n;
-  }
-
-protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    lines_.emplace_back(msg.payload.data(), msg.payload.size());
-  }
-  void flush_() override {}
-
-private:
-  std::vector<std::string> lines_;
-};
 
 struct RestoreLimit {
   rlimit saved{};
@@ -66,12 +41,12 @@ bool echoes(RawPeer& p, const std::string& text) {
 }
 
 TEST(FdExhaustion, ServerBacksOffLogsKeepsServingAndRecovers) {
-  auto sink = std::make_shared<CaptureSink>();
-  auto previous = tao::logger();
-  tao::set_logger(std::make_shared<spdlog::logger>("tao", sink));
+  test::CapturedLog log; // what tao logs, so the test can check the exhaustion was reported
   RestoreLimit restore;
 
-  tao::Server server(test::local_server(1, 1));
+  auto o = test::local_server(1, 1);
+  o.metrics.http = tao::MetricsHttpOptions{}; // its acceptor must back off as well
+  tao::Server server(o);
   server.handle<Text>([](tao::Connection& c, const Text& m) { c.write(m); });
   server.start();
   std::vector<std::unique_ptr<RawPeer>> existing;
@@ -80,6 +55,9 @@ TEST(FdExhaustion, ServerBacksOffLogsKeepsServingAndRecovers) {
     ASSERT_TRUE(echoes(*existing.back(), "before"));
   }
 
+  // Two clients' sockets, made now: with both acceptors' descriptors gone, connecting one client
+  // could otherwise let an acceptor take the descriptor freed for the other.
+  RawPeer::Socket newcomer_socket, scraper_socket;
   // Lower the limit to a little above what is open, then take every descriptor left.
   rlimit low = restore.saved;
   low.rlim_cur = static_cast<rlim_t>(test::open_fds() + 32);
@@ -94,14 +72,16 @@ TEST(FdExhaustion, ServerBacksOffLogsKeepsServingAndRecovers) {
     filler.push_back(fd);
   }
   ASSERT_FALSE(filler.empty());
-  // One descriptor for the new client's socket; none is left for the server's accept().
-  ::close(filler.back());
-  filler.pop_back();
-  RawPeer newcomer(server.port()); // the kernel completes the handshake; the server cannot accept
+  // The kernel completes the handshakes; neither the server nor its metrics endpoint can accept.
+  RawPeer newcomer(newcomer_socket, server.port());
   ASSERT_TRUE(newcomer.send(test::frame(Text::type, "waiting")));
+  RawPeer scraper(scraper_socket, server.metrics_port());
+  ASSERT_TRUE(scraper.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
 
-  EXPECT_TRUE(test::eventually([&] { return sink->count("retrying every 100 ms") >= 1; }, 10s))
-      << "the exhaustion was not logged";
+  EXPECT_TRUE(test::eventually([&] { return log.count("retrying every 100 ms") >= 2; }, 10s))
+      << "the exhaustion was not logged by both acceptors:\n"
+      << log.text();
+  EXPECT_EQ(log.count("metrics endpoint: accept: "), 1u);
   // Existing connections keep being served meanwhile.
   for (auto& p : existing)
     EXPECT_TRUE(echoes(*p, "during"));
@@ -111,10 +91,10 @@ TEST(FdExhaustion, ServerBacksOffLogsKeepsServingAndRecovers) {
   const double cpu_before = process_cpu_seconds();
   std::this_thread::sleep_for(500ms);
   const double cpu = process_cpu_seconds() - cpu_before;
-  EXPECT_LT(cpu, 0.2) << "the server used " << cpu
+  EXPECT_LT(cpu, 0.2) << "the process used " << cpu
                       << " s of CPU in 0.5 s while it could not accept";
-  EXPECT_EQ(sink->count("retrying every 100 ms"), 1u);
-  EXPECT_EQ(sink->count("accept still failing"), 0u);
+  EXPECT_EQ(log.count("retrying every 100 ms"), 2u);
+  EXPECT_EQ(log.count("accept still failing"), 0u);
   EXPECT_FALSE(newcomer.read_frame(100ms)) << "served without a descriptor?";
 
   // Descriptors free up: the waiting client is accepted and served, and so are new ones.
@@ -129,9 +109,13 @@ TEST(FdExhaustion, ServerBacksOffLogsKeepsServingAndRecovers) {
   for (auto& p : existing)
     EXPECT_TRUE(echoes(*p, "after"));
   EXPECT_EQ(server.connection_count(), 5u);
-  EXPECT_EQ(sink->count("accepting again after"), 1u) << "the recovery was not logged";
+  const auto status = scraper.read_exact(12, 10s);
+  ASSERT_TRUE(status) << "the metrics endpoint did not recover";
+  EXPECT_EQ(*status, "HTTP/1.1 200");
+  EXPECT_TRUE(test::eventually([&] { return log.count("accepting again after") == 2; }))
+      << "the recovery was not logged by both acceptors:\n"
+      << log.text();
   server.stop();
-  tao::set_logger(previous);
 }
 
 } // namespace

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/base_sink.h>
 
 #include "support.hpp"
 
@@ -477,39 +476,8 @@ TEST(MetricsHttp, BindFailureThrowsAtStart) {
   EXPECT_THROW(second.start(), std::system_error);
 }
 
-/// A program's own sink: keeps every formatted line.
-class LineSink : public spdlog::sinks::base_sink<std::mutex> {
-public:
-  std::string text() {
-    std::lock_guard lock(mutex_);
-    return text_;
-  }
-
-protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t buf;
-    formatter_->format(msg, buf);
-    text_.append(buf.data(), buf.size());
-  }
-  void flush_() override {}
-
-private:
-  std::string text_; // guarded by mutex_
-};
-
-/// Installs a "tao" logger with a LineSink for the test's duration.
-struct CapturedLog {
-  CapturedLog() : sink(std::make_shared<LineSink>()) {
-    sink->set_pattern("%l %v");
-    tao::set_logger(std::make_shared<spdlog::logger>("tao", sink));
-  }
-  ~CapturedLog() { tao::set_logger(nullptr); }
-  std::string text() { return sink->text(); }
-  std::shared_ptr<LineSink> sink;
-};
-
 TEST(Logging, OwnSinkSeesLifecycleAtDebugAndNothingPerMessageAtInfo) {
-  CapturedLog log;
+  test::CapturedLog log;
   {
     tao::ServerOptions o = test::local_server();
     o.log_level = "debug";

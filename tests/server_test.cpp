@@ -531,6 +531,7 @@ TEST(Server, UnicastBroadcastLookupAndCount) {
 }
 
 TEST(Server, MaxConnectionsRefusesTheRestAndCountsThem) {
+  test::CapturedLog log;
   auto o = test::local_server();
   o.max_connections = 3;
   EchoServer s(o);
@@ -542,6 +543,13 @@ TEST(Server, MaxConnectionsRefusesTheRestAndCountsThem) {
   RawPeer extra(s.server.port());
   EXPECT_TRUE(extra.closed_by_peer());
   EXPECT_EQ(s.server.refused_connections(), 1u);
+  // A flood of refused connections: each is counted, and the log gets one line, not fifty.
+  for (int i = 0; i < 50; ++i) {
+    RawPeer more(s.server.port());
+    EXPECT_TRUE(more.closed_by_peer());
+  }
+  EXPECT_EQ(s.server.refused_connections(), 51u);
+  EXPECT_EQ(log.count("max_connections (3) reached"), 1u) << log.text();
   // The admitted ones keep working; once one leaves, a new one is admitted.
   peers[0]->send(test::frame(1, "still here"));
   EXPECT_EQ(peers[0]->read_frame()->second, "still here");

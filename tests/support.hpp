@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/sinks/base_sink.h>
+
 #include <tao/tao.hpp>
 
 namespace test {
@@ -102,9 +104,18 @@ private:
 /// A blocking TCP client on 127.0.0.1 that sends and reads raw bytes.
 class RawPeer {
 public:
-  explicit RawPeer(std::uint16_t port, bool nodelay = true) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd_ < 0) throw std::runtime_error("socket");
+  /// A socket made ahead of its connect: for a test that runs the process out of descriptors
+  /// and then connects.
+  struct Socket {
+    Socket() : fd(::socket(AF_INET, SOCK_STREAM, 0)) {
+      if (fd < 0) throw std::runtime_error("socket");
+    }
+    int fd;
+  };
+
+  explicit RawPeer(std::uint16_t port, bool nodelay = true) : RawPeer(Socket(), port, nodelay) {}
+  /// Connects (and owns) a socket made earlier.
+  RawPeer(Socket socket, std::uint16_t port, bool nodelay = true) : fd_(socket.fd) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
@@ -233,6 +244,57 @@ public:
 private:
   mutable std::mutex mutex_;
   std::vector<tao::Error> errors_;
+};
+
+/// Installs a "tao" logger that keeps every line, formatted "<level> <message>", for its own
+/// lifetime, then puts the previous logger back. Declare it before the servers whose logs it
+/// keeps.
+class CapturedLog {
+public:
+  CapturedLog() : sink_(std::make_shared<Sink>()), previous_(tao::logger()) {
+    sink_->set_pattern("%l %v");
+    tao::set_logger(std::make_shared<spdlog::logger>("tao", sink_));
+  }
+  ~CapturedLog() { tao::set_logger(previous_); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+
+  /// Everything logged so far, one line per message.
+  std::string text() { return sink_->text(); }
+  /// Lines that contain `needle`.
+  std::size_t count(std::string_view needle) {
+    const std::string all = text();
+    std::size_t n = 0, at = 0;
+    while (at < all.size()) {
+      std::size_t end = all.find('\n', at);
+      if (end == std::string::npos) end = all.size();
+      n += std::string_view(all).substr(at, end - at).find(needle) != std::string_view::npos;
+      at = end + 1;
+    }
+    return n;
+  }
+
+private:
+  class Sink : public spdlog::sinks::base_sink<std::mutex> {
+  public:
+    std::string text() {
+      std::lock_guard lock(this->mutex_);
+      return text_;
+    }
+
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+      spdlog::memory_buf_t buf;
+      this->formatter_->format(msg, buf);
+      text_.append(buf.data(), buf.size());
+    }
+    void flush_() override {}
+
+  private:
+    std::string text_; // guarded by mutex_
+  };
+  std::shared_ptr<Sink> sink_;
+  std::shared_ptr<spdlog::logger> previous_;
 };
 
 /// The text message used across tests (type 1, like Go Tao's echo and chat).
