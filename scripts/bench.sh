@@ -19,7 +19,7 @@ usage() {
   cat <<'EOF'
 scripts/bench.sh: tao network benchmarks against raw Asio and raw epoll echo servers.
   --quick        a small subset with short runs (a smoke run, about a minute)
-  --rounds N     alternating rounds per case (default 3; medians are reported)
+  --rounds N     alternating rounds per case (default 5, 3 with --quick; medians are reported)
   --duration S   measured seconds per run (default 2, quick 0.5)
   --warmup S     seconds of load before measuring (default 0.5, quick 0.2)
   --only LIST    comma-separated suites: pingpong,memory,broadcast,accept,timers,micro
@@ -57,7 +57,7 @@ if [ "$QUICK" = 1 ]; then
   PINGPONG_CASES=(1:16:1 100:16:1 1000:4096:16)
   MEMORY_CONNS=1000 BROADCAST_CLIENTS=100
 else
-  ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-2} WARMUP=${WARMUP:-0.5}
+  ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-2} WARMUP=${WARMUP:-0.5}
   PINGPONG_CASES=()
   for c in 1 100 1000; do
     for s in 16 4096; do
