@@ -159,11 +159,14 @@ void MetricsHttpServer::Impl::accept_next() {
       });
       return;
     }
-    if (!ec) self->accept_trouble.succeeded();
     if (ec) {
       if (ec != asio::error::operation_aborted)
         logger()->warn("metrics endpoint: accept: {}", ec.message());
-    } else if (self->active >= self->opts.max_connections) {
+      self->accept_next();
+      return;
+    }
+    self->accept_trouble.succeeded();
+    if (self->active >= self->opts.max_connections) {
       logger()->debug("metrics endpoint: {} connections open (the maximum); closing a new one",
                       self->active);
       beast::error_code ignored;
