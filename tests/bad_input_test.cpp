@@ -23,17 +23,10 @@ struct Watched {
     server.handle<Text>([](tao::Connection& c, const Text& m) { c.write(m); });
     server.handle<test::Seq>([](tao::Connection& c, const test::Seq& m) { c.write(m); });
     server.on_error(errors.recorder());
-    server.on_close([this](tao::Connection& c) {
-      std::lock_guard l(mutex);
-      close_reasons.push_back(c.close_reason());
-    });
+    server.on_close(closes.recorder());
     server.start();
   }
   bool has_error(tao::errc e) const { return errors.has(e); }
-  std::size_t closes() {
-    std::lock_guard l(mutex);
-    return close_reasons.size();
-  }
   /// The server still echoes for a fresh client.
   bool still_serving() {
     RawPeer p(server.port());
@@ -42,8 +35,7 @@ struct Watched {
     return f && f->second == "ping";
   }
   test::ErrorLog errors;
-  std::mutex mutex; // close_reasons
-  std::vector<std::error_code> close_reasons;
+  test::CloseLog closes;
   tao::Server server; // last: destroyed (and stopped) first, while what its callbacks use lives
 };
 
@@ -93,11 +85,8 @@ TEST(BadInput, PeerThatDisconnectsMidFrame) {
     std::this_thread::sleep_for(50ms);
   } // closed mid-frame
   EXPECT_TRUE(test::eventually([&] { return w.has_error(tao::errc::truncated_frame); }));
-  EXPECT_TRUE(test::eventually([&] { return w.closes() == 1; }));
-  {
-    std::lock_guard l(w.mutex);
-    EXPECT_EQ(w.close_reasons[0], tao::errc::truncated_frame);
-  }
+  EXPECT_TRUE(test::eventually([&] { return w.closes.count() == 1; }));
+  { EXPECT_EQ(w.closes.reason(0), tao::errc::truncated_frame); }
   EXPECT_TRUE(w.still_serving());
 }
 
@@ -137,7 +126,7 @@ TEST(BadInput, UnknownTypeWithoutOnMessageIsReportedAndTheConnectionStays) {
   ASSERT_TRUE(f);
   EXPECT_EQ(f->second, "after");
   EXPECT_TRUE(test::eventually([&] { return w.has_error(tao::errc::unknown_message_type); }));
-  EXPECT_EQ(w.closes(), 0u);
+  EXPECT_EQ(w.closes.count(), 0u);
 }
 
 TEST(BadInput, AFloodOfUnknownTypesCannotFloodTheErrorCallbacks) {

@@ -30,19 +30,11 @@ std::string heartbeat_frame() {
 
 /// Records close reasons and errors.
 struct Recorder {
-  std::mutex m; // reasons
-  std::vector<std::error_code> reasons;
+  test::CloseLog closes;
   test::ErrorLog errors;
   void attach(tao::Handlers& h) {
-    h.on_close([this](tao::Connection& c) {
-      std::lock_guard l(m);
-      reasons.push_back(c.close_reason());
-    });
+    h.on_close(closes.recorder());
     h.on_error(errors.recorder());
-  }
-  std::size_t closes() {
-    std::lock_guard l(m);
-    return reasons.size();
   }
 };
 
@@ -62,9 +54,8 @@ TEST(Heartbeat, ASilentPeerIsClosedWithinTheTimeoutPlusOneCheck) {
   // which run several times slower on a shared, loaded machine)
   const auto slack = test::under_sanitizer ? 900ms : 300ms;
   EXPECT_LT(took, 40ms + 10ms + slack);
-  ASSERT_TRUE(test::eventually([&] { return r.closes() == 1; }));
-  std::lock_guard l(r.m);
-  EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
+  ASSERT_TRUE(test::eventually([&] { return r.closes.count() == 1; }));
+  EXPECT_EQ(r.closes.reason(0), tao::errc::heartbeat_timeout);
   const std::vector<tao::Error> errors = r.errors.all();
   ASSERT_FALSE(errors.empty());
   EXPECT_NE(errors[0].message.find("heartbeat timeout"), std::string::npos);
@@ -117,9 +108,8 @@ TEST(Heartbeat, HalfOpenConnectionIsDetectedByTheServer) {
   co.heartbeat.interval = 0ms; // a peer that stops writing without closing
   tao::Client c(co);
   ASSERT_FALSE(c.connect());
-  ASSERT_TRUE(test::eventually([&] { return r.closes() == 1; }, 10s));
-  std::lock_guard l(r.m);
-  EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
+  ASSERT_TRUE(test::eventually([&] { return r.closes.count() == 1; }, 10s));
+  EXPECT_EQ(r.closes.reason(0), tao::errc::heartbeat_timeout);
 }
 
 TEST(Heartbeat, HalfOpenConnectionIsDetectedByTheClient) {
@@ -133,11 +123,8 @@ TEST(Heartbeat, HalfOpenConnectionIsDetectedByTheClient) {
   r.attach(c);
   ASSERT_FALSE(c.connect());
   EXPECT_TRUE(c.wait_closed(10s));
-  ASSERT_EQ(r.closes(), 1u);
-  {
-    std::lock_guard l(r.m);
-    EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
-  }
+  ASSERT_EQ(r.closes.count(), 1u);
+  { EXPECT_EQ(r.closes.reason(0), tao::errc::heartbeat_timeout); }
   EXPECT_EQ(c.write(Text{"x"}), tao::errc::not_connected);
 }
 
@@ -156,13 +143,10 @@ TEST(Heartbeat, SlowLorisIsClosedAndOthersAreServed) {
       std::this_thread::sleep_for(5ms);
     }
   });
-  ASSERT_TRUE(test::eventually([&] { return r.closes() == 1; }, 10s));
+  ASSERT_TRUE(test::eventually([&] { return r.closes.count() == 1; }, 10s));
   closed = true;
   trickle.join();
-  {
-    std::lock_guard l(r.m);
-    EXPECT_EQ(r.reasons[0], tao::errc::heartbeat_timeout);
-  }
+  { EXPECT_EQ(r.closes.reason(0), tao::errc::heartbeat_timeout); }
   RawPeer good(s.port());
   good.send(test::frame(1, "served"));
   EXPECT_EQ(good.read_frame()->second, "served");
@@ -182,9 +166,8 @@ TEST(Heartbeat, GoldenHeartbeatFramesAreAcceptedAndShortOnesClose) {
   RawPeer bad(s.port());
   bad.send(test::from_hex("0000000000000000")); // empty heartbeat payload
   EXPECT_TRUE(bad.closed_by_peer(5s));
-  ASSERT_TRUE(test::eventually([&] { return r.closes() == 1; }));
-  std::lock_guard l(r.m);
-  EXPECT_EQ(r.reasons[0], tao::errc::bad_heartbeat);
+  ASSERT_TRUE(test::eventually([&] { return r.closes.count() == 1; }));
+  EXPECT_EQ(r.closes.reason(0), tao::errc::bad_heartbeat);
 }
 
 TEST(Heartbeat, UserRegisteredTypeZeroSeesTheFrames) {

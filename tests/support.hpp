@@ -246,6 +246,34 @@ private:
   std::vector<tao::Error> errors_;
 };
 
+/// What on_close saw: each closed connection's close_reason(), in order, kept under a lock (the
+/// callback runs on the loops). Declare it before the server that reports to it.
+///   test::CloseLog closes;  tao::Server server(...);  server.on_close(closes.recorder());
+class CloseLog {
+public:
+  /// The on_close callback that records into this log.
+  auto recorder() {
+    return [this](tao::Connection& c) {
+      std::lock_guard l(mutex_);
+      reasons_.push_back(c.close_reason());
+    };
+  }
+  /// Connections closed so far.
+  std::size_t count() const {
+    std::lock_guard l(mutex_);
+    return reasons_.size();
+  }
+  /// The close reason of the i-th connection that closed (an empty error_code if none yet).
+  std::error_code reason(std::size_t i) const {
+    std::lock_guard l(mutex_);
+    return i < reasons_.size() ? reasons_[i] : std::error_code{};
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::vector<std::error_code> reasons_;
+};
+
 /// Installs a "tao" logger that keeps every line, formatted "<level> <message>", for its own
 /// lifetime, then puts the previous logger back. Declare it before the servers whose logs it
 /// keeps.
