@@ -389,7 +389,7 @@ TcpConnection::ReadBatch::ReadBatch(TcpConnection& c) noexcept : c_(c), outer_(!
 void TcpConnection::ReadBatch::flush() {
   if (outer_ && c_.flush_deferred_) {
     c_.flush_deferred_ = false;
-    c_.flush(true);
+    c_.flush();
   }
 }
 
@@ -751,21 +751,14 @@ void TcpConnection::on_send_queue_full() {
   }
 }
 
-void TcpConnection::flush(bool direct) {
+void TcpConnection::flush() {
   if (writing_ || !handshake_done_) return; // after the handshake, on_handshake flushes
-  for (int round = 0;; ++round) {
+  for (;;) {
     {
       std::lock_guard lock(wmutex_);
       if (wpending_.empty() || state_ == State::closed) {
         flush_active_ = false;
         break;
-      }
-      if (round == 4) {
-        // Other threads keep queueing and the kernel keeps taking it: let the loop's other work
-        // run before the next send. flush_active_ stays set (and there is something to send, as
-        // a close waiting for this output relies on), so writers do not post again.
-        asio::post(loop_.context(), [s = self()] { s->flush(); });
-        return;
       }
       wsending_.swap(wpending_);
       wsending_frames_ = std::exchange(wpending_frames_, 0);
@@ -774,10 +767,8 @@ void TcpConnection::flush(bool direct) {
     }
     writing_ = true;
     last_out_ = Clock::now();
-    if (!direct || tls_ || state_ != State::open || paused_for_send_) {
-      // Writes from workers, timers and other connections, TLS, or a close or a paused read
-      // waits for this write: on_written takes it from here. (Until it runs, more writes from
-      // other threads pile up behind this one and go out together.)
+    if (tls_ || state_ != State::open || paused_for_send_) {
+      // TLS, or a close or a paused read waits for this write: on_written takes it from here.
       start_write(0);
       return;
     }

@@ -107,9 +107,7 @@ private:
   /// After a read was parsed: notes the peer's sign of life, sends the batch's replies and arms
   /// the next read.
   void end_read(ReadBatch& batch);
-  /// Sends what is queued. `direct` (the replies of a read batch, on plain TCP): hand them to the
-  /// socket at once and finish without an asynchronous write when it takes them all.
-  void flush(bool direct = false);
+  void flush();
   /// Writes wsending_ from byte `sent` on asynchronously; on_written gets the whole count.
   void start_write(std::size_t sent);
   void on_written(const boost::system::error_code& ec, std::size_t n);
