@@ -753,61 +753,26 @@ void TcpConnection::on_send_queue_full() {
 
 void TcpConnection::flush() {
   if (writing_ || !handshake_done_) return; // after the handshake, on_handshake flushes
-  for (;;) {
-    {
-      std::lock_guard lock(wmutex_);
-      if (wpending_.empty() || state_ == State::closed) {
-        flush_active_ = false;
-        break;
-      }
-      wsending_.swap(wpending_);
-      wsending_frames_ = std::exchange(wpending_frames_, 0);
-      last_flush_kib_ =
-          static_cast<std::uint8_t>((std::min(wsending_.size(), keep_write_capacity) + 1023) >> 10);
-    }
-    writing_ = true;
-    last_out_ = Clock::now();
-    if (tls_ || state_ != State::open || paused_for_send_) {
-      // TLS, or a close or a paused read waits for this write: on_written takes it from here.
-      start_write(0);
+  {
+    std::lock_guard lock(wmutex_);
+    if (wpending_.empty() || state_ == State::closed) {
+      flush_active_ = false;
       return;
     }
-    // Plain TCP: hand the bytes to the kernel now (the socket is non-blocking). Usually it takes
-    // them all and the write is over without an asynchronous operation and its completion.
-    boost::system::error_code ec;
-    const std::size_t n = socket_.write_some(asio::buffer(wsending_), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
-    if (ec || n < wsending_.size()) {
-      if (ec) // reported by on_written, on the loop, as an asynchronous write's error would be
-        asio::post(loop_.context(), [s = self(), ec, n] { s->on_written(ec, n); });
-      else
-        start_write(n); // the rest when the socket is writable
-      return;
-    }
-    writing_ = false;
-    bump(loop_.counters().bytes_out, n);
-    bump(loop_.counters().frames_out, wsending_frames_);
-    queued_.fetch_sub(n, std::memory_order_relaxed);
-    wsending_.clear();
-    if (wsending_.capacity() > keep_write_capacity) std::vector<char>().swap(wsending_);
-    if (queued_.load(std::memory_order_relaxed) <= opts_.resume_reading_at)
-      full_reported_.store(false);
-    // and round again: other threads may have queued more meanwhile
+    wsending_.swap(wpending_);
+    wsending_frames_ = std::exchange(wpending_frames_, 0);
+    last_flush_kib_ =
+        static_cast<std::uint8_t>((std::min(wsending_.size(), keep_write_capacity) + 1023) >> 10);
   }
-  // Nothing more to send: an idle connection holds no write buffer either (it goes back to the
-  // loop for the next writer; a busy connection keeps recycling its pair).
-  if (!writing_) loop_.give_write_buffer(wsending_);
-}
-
-void TcpConnection::start_write(std::size_t sent) {
-  auto done = [s = self(), sent](const boost::system::error_code& ec, std::size_t n) {
-    s->on_written(ec, sent + n);
+  writing_ = true;
+  last_out_ = Clock::now();
+  auto done = [s = self()](const boost::system::error_code& ec, std::size_t n) {
+    s->on_written(ec, n);
   };
-  const auto rest = asio::buffer(wsending_) + sent;
   if (tls_)
-    asio::async_write(*tls_, rest, std::move(done));
+    asio::async_write(*tls_, asio::buffer(wsending_), std::move(done));
   else
-    asio::async_write(socket_, rest, std::move(done));
+    asio::async_write(socket_, asio::buffer(wsending_), std::move(done));
 }
 
 void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t n) {
@@ -830,6 +795,9 @@ void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t 
     }
   }
   flush();
+  // Nothing more to send: an idle connection holds no write buffer either (it goes back to the
+  // loop for the next writer; a busy connection keeps recycling its pair).
+  if (!writing_) loop_.give_write_buffer(wsending_);
   if (state_ == State::closing && !writing_) finish_close();
 }
 

@@ -108,8 +108,6 @@ private:
   /// the next read.
   void end_read(ReadBatch& batch);
   void flush();
-  /// Writes wsending_ from byte `sent` on asynchronously; on_written gets the whole count.
-  void start_write(std::size_t sent);
   void on_written(const boost::system::error_code& ec, std::size_t n);
   /// close()/abort() from any thread: refuse writes now, close on the loop.
   void request_close(CloseMode mode);
