@@ -24,9 +24,32 @@ inline bool accept_exhausted(const boost::system::error_code& ec) {
          ec == error::no_buffer_space || ec == error::no_memory;
 }
 
+/// Rate limit for a log line that a flood could repeat: due() is true the first time and then at
+/// most once per interval. Not thread-safe: one owner thread.
+class LogEvery {
+public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr auto default_interval = std::chrono::seconds(10);
+  explicit LogEvery(Clock::duration interval = default_interval) : interval_(interval) {}
+  /// True when a line may be logged now (and then counts it as logged).
+  bool due(Clock::time_point now = Clock::now()) {
+    if (logged_once_ && now - last_ < interval_) return false;
+    logged_once_ = true;
+    last_ = now;
+    return true;
+  }
+  /// Forgets the last line: the next due() is true.
+  void reset() { logged_once_ = false; }
+
+private:
+  Clock::duration interval_;
+  Clock::time_point last_{};
+  bool logged_once_ = false;
+};
+
 /// One acceptor's episodes of accept_exhausted() failures (used on the acceptor's thread only):
-/// warns when an episode starts, at most every 10 s while it lasts (with the retry count), and
-/// at info when accepting works again.
+/// warns when an episode starts, at most every 10 s (LogEvery) while it lasts (with the retry
+/// count), and at info when accepting works again.
 class AcceptTrouble {
 public:
   /// Names the acceptor in the log: "server 127.0.0.1:7000".
@@ -37,12 +60,13 @@ public:
   void failed(const boost::system::error_code& ec) {
     const auto now = Clock::now();
     if (retries_++ == 0) {
-      since_ = logged_ = now;
+      since_ = now;
+      log_every_.reset();
+      log_every_.due(now);
       logger()->warn("{}: accept: {}; retrying every {} ms (existing connections are still "
                      "served)",
                      who, ec.message(), accept_retry_delay.count());
-    } else if (now - logged_ >= std::chrono::seconds(10)) {
-      logged_ = now;
+    } else if (log_every_.due(now)) {
       logger()->warn("{}: accept still failing after {} ms ({} retries): {}", who, ms_since(now),
                      retries_, ec.message());
     }
@@ -61,7 +85,8 @@ private:
     return std::chrono::duration_cast<std::chrono::milliseconds>(now - since_).count();
   }
   std::uint64_t retries_ = 0;
-  Clock::time_point since_{}, logged_{};
+  Clock::time_point since_{};
+  LogEvery log_every_;
 };
 
 } // namespace tao::detail

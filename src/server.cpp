@@ -33,12 +33,12 @@ public:
 
   ServerOptions opts;
   std::shared_ptr<Core> core;
-  std::unique_ptr<tcp::acceptor> acceptor;                // loop 0 only
-  std::unique_ptr<asio::steady_timer> backoff;            // loop 0 only
-  AcceptTrouble accept_trouble;                           // loop 0 only
-  std::chrono::steady_clock::time_point refusal_logged{}; // loop 0 only: max_connections
-  std::unique_ptr<asio::signal_set> signals;              // loop 0 only
-  bool signals_armed = false;                             // stop_on_signals() ran (caller's thread)
+  std::unique_ptr<tcp::acceptor> acceptor;     // loop 0 only
+  std::unique_ptr<asio::steady_timer> backoff; // loop 0 only
+  AcceptTrouble accept_trouble;                // loop 0 only
+  LogEvery refusal_log;                        // loop 0 only: max_connections
+  std::unique_ptr<asio::signal_set> signals;   // loop 0 only
+  bool signals_armed = false;                  // stop_on_signals() ran (caller's thread)
   std::atomic<std::uint64_t> refused{0};
   Endpoint local;
 
@@ -107,9 +107,7 @@ public:
     if (opts.max_connections != 0 && core->open_connections() >= opts.max_connections) {
       const auto n = refused.fetch_add(1) + 1;
       // A flood of connections must not become a flood of log lines: at most one every 10 s.
-      const auto now = std::chrono::steady_clock::now();
-      if (n == 1 || now - refusal_logged >= std::chrono::seconds(10)) {
-        refusal_logged = now;
+      if (refusal_log.due()) {
         logger()->warn("server {}: refused a connection from {}: max_connections ({}) reached "
                        "({} refused so far; logged at most every 10 s)",
                        local.to_string(), endpoint_of(socket.remote_endpoint(ignored)).to_string(),
