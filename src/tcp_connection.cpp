@@ -694,6 +694,7 @@ void TcpConnection::handler_threw(const std::string& what) {
 // Write path
 
 std::error_code TcpConnection::write_encoded(ByteView frames) {
+  const bool on_loop = loop_.in_this_thread(); // asked once: a thread-local lookup
   bool post = false;
   bool full = false;
   {
@@ -708,7 +709,7 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
       if (wpending_.empty()) {
         const auto want = std::max<std::size_t>(frames.size(), std::size_t{last_flush_kib_} << 10);
         if (wpending_.capacity() < want) {
-          if (loop_.in_this_thread())
+          if (on_loop)
             loop_.take_write_buffer(wpending_, want);
           else
             wpending_.reserve(want);
@@ -728,7 +729,7 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
   if (post) {
     // Written by a handler that runs in this connection's read batch: the batch flushes when it
     // ends (one send for all its replies, and no round through the loop's queue first).
-    if (loop_.in_this_thread() && in_read_batch_)
+    if (on_loop && in_read_batch_)
       flush_deferred_ = true;
     else
       asio::post(loop_.context(), [s = self()] { s->flush(); });
