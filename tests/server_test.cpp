@@ -250,24 +250,24 @@ TEST(ClientServer, ConnectionsTakingTurnsOnOneLoopEachGetOnlyTheirOwnReplies) {
     SCOPED_TRACE(workers);
     EchoServer s(test::local_server(workers, 1));
     s.server.start();
-    constexpr int peers_n = 120, rounds = 12;
+    constexpr std::size_t peers_n = 120;
+    constexpr int rounds = 12;
     const std::size_t sizes[] = {16, 4096, 300, 70'000, 5000};
     std::vector<std::unique_ptr<RawPeer>> peers;
-    for (int i = 0; i < peers_n; ++i)
+    for (std::size_t i = 0; i < peers_n; ++i)
       peers.push_back(std::make_unique<RawPeer>(s.server.port()));
-    auto payload = [&](int i, int k) {
+    auto payload = [&](std::size_t i, int k) {
+      const auto ku = static_cast<std::size_t>(k);
       std::string text = "peer " + std::to_string(i) + " round " + std::to_string(k) + " ";
-      text.resize(sizes[static_cast<std::size_t>(i + k) % std::size(sizes)],
-                  static_cast<char>('a' + (i * 7 + k) % 26));
+      text.resize(sizes[(i + ku) % std::size(sizes)], static_cast<char>('a' + (i * 7 + ku) % 26));
       return text;
     };
     int mismatches = 0;
     for (int k = 0; k < rounds; ++k) {
-      for (int i = 0; i < peers_n; ++i)
-        if (peers[static_cast<std::size_t>(i)])
-          peers[static_cast<std::size_t>(i)]->send(test::frame(1, payload(i, k)));
-      for (int i = 0; i < peers_n; ++i) {
-        auto& p = peers[static_cast<std::size_t>(i)];
+      for (std::size_t i = 0; i < peers_n; ++i)
+        if (peers[i]) peers[i]->send(test::frame(1, payload(i, k)));
+      for (std::size_t i = 0; i < peers_n; ++i) {
+        auto& p = peers[i];
         if (!p) continue;
         auto got = p->read_frame(10s);
         ASSERT_TRUE(got) << "peer " << i << " round " << k;
@@ -275,8 +275,8 @@ TEST(ClientServer, ConnectionsTakingTurnsOnOneLoopEachGetOnlyTheirOwnReplies) {
       }
       // Every seventh peer leaves after sending requests it will not read.
       if (k == rounds / 2)
-        for (int i = 0; i < peers_n; i += 7) {
-          auto& p = peers[static_cast<std::size_t>(i)];
+        for (std::size_t i = 0; i < peers_n; i += 7) {
+          auto& p = peers[i];
           for (int j = 0; j < 3; ++j)
             p->send(test::frame(1, std::string(5000, 'z')));
           p.reset();
