@@ -66,6 +66,14 @@ public:
   }
   static constexpr std::size_t max_spare_writes = 256;
   static constexpr std::size_t max_spare_write_bytes = 1u << 20;
+  /// Called by each read wake-up of a connection on this loop (loop thread only): true if the
+  /// previous read wake-up was this same connection's, i.e. the loop is serving it alone for now.
+  /// Compares addresses only (never dereferenced), so a closed connection leaves nothing behind.
+  bool note_reader(const void* c) noexcept {
+    const bool same = last_reader_ == c;
+    last_reader_ = c;
+    return same;
+  }
   TimerService& timers() noexcept { return timers_; }
   const TimerService& timers() const noexcept { return timers_; }
   /// Written by this loop's thread only; read by metrics snapshots.
@@ -132,6 +140,7 @@ private:
   std::vector<TcpConnection*> members_;
   std::vector<std::size_t> wakes_; // workers to wake after this batch (loop thread only)
   bool wake_posted_ = false;
+  const void* last_reader_ = nullptr; // see note_reader
   ThreadCounters counters_;
 };
 

@@ -20,6 +20,12 @@ namespace {
 constexpr std::size_t min_read_room = 16u << 10;
 constexpr std::size_t keep_write_capacity = 64u << 10;
 constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
+// A read batch's replies normally go out in one send when the batch ends: with many connections
+// on a loop that saves system calls. When the loop is serving one connection alone (its previous
+// read wake-up was this connection's), they go out in pieces of this size as they are made, so a
+// peer with many requests in flight can start on the first replies while the rest are made
+// instead of the two sides taking turns (measured: 1 connection x 16 x 4 KiB in flight).
+constexpr std::size_t reply_piece = 16u << 10;
 // A lingering close ends when the peer has sent nothing for this long (see start_linger).
 // One second, not less: a peer's thread can stall that long under load (seen under TSan with 100
 // ms: the peer sent again after the close and lost the replies to the reset). Checked every
@@ -389,7 +395,8 @@ TcpConnection::ReadBatch::ReadBatch(TcpConnection& c) noexcept : c_(c), outer_(!
 void TcpConnection::ReadBatch::flush() {
   if (outer_ && c_.flush_deferred_) {
     c_.flush_deferred_ = false;
-    c_.flush();
+    if (c_.sole_reader_) c_.send_piece(); // directly, so the next piece need not wait for it
+    c_.flush();                           // the rest, or an empty queue's flush_active_ ends
   }
 }
 
@@ -441,6 +448,7 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
     if (wait_ec != asio::error::operation_aborted) fail(wait_ec, "read: " + wait_ec.message());
     return;
   }
+  sole_reader_ = loop_.note_reader(this);
   ReadBatch batch(*this);
   // A few reads per wake-up at most, so one busy peer cannot starve the loop's others.
   for (int round = 0; round < 4 && !read_blocked(); ++round) {
@@ -697,6 +705,7 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
   const bool on_loop = loop_.in_this_thread(); // asked once: a thread-local lookup
   bool post = false;
   bool full = false;
+  bool piece = false; // a reply_piece is queued
   {
     std::lock_guard lock(wmutex_);
     if (!accepting_) return errc::connection_closed;
@@ -720,6 +729,7 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
       queued_.fetch_add(frames.size(), std::memory_order_relaxed);
       post = !flush_active_;
       flush_active_ = true;
+      piece = wpending_.size() >= reply_piece;
     }
   }
   if (full) {
@@ -734,6 +744,7 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
     else
       asio::post(loop_.context(), [s = self()] { s->flush(); });
   }
+  if (piece && on_loop && in_read_batch_ && sole_reader_) send_piece();
   return {};
 }
 
@@ -767,13 +778,52 @@ void TcpConnection::flush() {
   }
   writing_ = true;
   last_out_ = Clock::now();
-  auto done = [s = self()](const boost::system::error_code& ec, std::size_t n) {
-    s->on_written(ec, n);
+  start_write(0);
+}
+
+void TcpConnection::start_write(std::size_t sent) {
+  auto done = [s = self(), sent](const boost::system::error_code& ec, std::size_t n) {
+    s->on_written(ec, sent + n);
   };
+  const auto rest = asio::buffer(wsending_) + sent;
   if (tls_)
-    asio::async_write(*tls_, asio::buffer(wsending_), std::move(done));
+    asio::async_write(*tls_, rest, std::move(done));
   else
-    asio::async_write(socket_, asio::buffer(wsending_), std::move(done));
+    asio::async_write(socket_, rest, std::move(done));
+}
+
+void TcpConnection::send_piece() {
+  // Only plain TCP with no write in flight; a close or a paused read keep the usual path (the
+  // batch's end flushes). The batch's flush_deferred_ stays set: its end sends what follows.
+  if (tls_ || writing_ || !handshake_done_ || state_ != State::open || paused_for_send_) return;
+  {
+    std::lock_guard lock(wmutex_);
+    if (wpending_.empty()) return;
+    wsending_.swap(wpending_);
+    wsending_frames_ = std::exchange(wpending_frames_, 0);
+    last_flush_kib_ = static_cast<std::uint8_t>((reply_piece + 1023) >> 10);
+  }
+  writing_ = true;
+  last_out_ = Clock::now();
+  // The socket is non-blocking: the kernel takes what fits and the rest waits for writability.
+  boost::system::error_code ec;
+  const std::size_t n = socket_.write_some(asio::buffer(wsending_), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+  if (ec) { // reported by on_written, on the loop, as an asynchronous write's error is
+    asio::post(loop_.context(), [s = self(), ec, n] { s->on_written(ec, n); });
+    return;
+  }
+  if (n < wsending_.size()) {
+    start_write(n);
+    return;
+  }
+  writing_ = false;
+  bump(loop_.counters().bytes_out, n);
+  bump(loop_.counters().frames_out, wsending_frames_);
+  queued_.fetch_sub(n, std::memory_order_relaxed);
+  if (queued_.load(std::memory_order_relaxed) <= opts_.resume_reading_at)
+    full_reported_.store(false);
+  loop_.give_write_buffer(wsending_); // the next reply takes a spare from the loop again
 }
 
 void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t n) {

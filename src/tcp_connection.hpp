@@ -108,6 +108,12 @@ private:
   /// the next read.
   void end_read(ReadBatch& batch);
   void flush();
+  /// Sends the queue now, in a read batch of a connection its loop serves alone (see
+  /// reply_piece in tcp_connection.cpp); a remainder the kernel does not take is written
+  /// asynchronously.
+  void send_piece();
+  /// Writes wsending_ from byte `sent` on asynchronously; on_written gets the whole count.
+  void start_write(std::size_t sent);
   void on_written(const boost::system::error_code& ec, std::size_t n);
   /// close()/abort() from any thread: refuse writes now, close on the loop.
   void request_close(CloseMode mode);
@@ -174,6 +180,7 @@ private:
   bool lingering_ = false;
   bool in_read_batch_ = false;  // parsing what was just read: replies are flushed at its end
   bool flush_deferred_ = false; // a reply was queued in this read batch; its end flushes
+  bool sole_reader_ = false;    // the loop's previous read wake-up was this connection's too
 
   // Shared with writers, timers and workers on other threads.
   bool accepting_ = true; // guarded by wmutex_

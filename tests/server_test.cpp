@@ -1,6 +1,7 @@
 // Servers and clients over real sockets on 127.0.0.1: the basics of issue 2.
 #include <atomic>
 #include <csignal>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -204,6 +205,53 @@ TEST(ClientServer, AHundredFramesInOneWriteAreAllHandledInOrder) {
     ASSERT_TRUE(got) << i;
     EXPECT_EQ(got->second, "m" + std::to_string(i));
   }
+}
+
+TEST(ClientServer, RepliesToALargeReadGoOutWhileTheRestOfItIsStillBeingHandled) {
+  // A peer alone on its loop has 15 requests of 4 KiB waiting (one read's worth). Their replies
+  // must not all wait for the whole read to be handled: the handler of the last request waits
+  // until the peer has received the first reply, which it can only do if the replies went out in
+  // pieces.
+  tao::Server server(test::local_server(0, 1));
+  std::promise<void> holding, first_reply_seen;
+  auto seen = first_reply_seen.get_future().share();
+  std::atomic<int> last_handled{0}; // 1: the first reply had arrived, 2: it had not after 5 s
+  server.handle<Text>([&](tao::Connection& c, const Text& m) {
+    if (m.text == "hold") { // keeps the loop busy while the requests arrive, so one read has all
+      holding.set_value();
+      std::this_thread::sleep_for(300ms);
+    } else if (m.text.rfind("last", 0) == 0) {
+      last_handled = seen.wait_for(5s) == std::future_status::ready ? 1 : 2;
+    }
+    c.write(m);
+  });
+  server.start();
+  RawPeer p(server.port());
+  p.send(test::frame(1, "hold"));
+  holding.get_future().wait();
+  constexpr int n = 15;
+  auto payload = [](int i) {
+    std::string t = (i == n - 1 ? "last " : "request ") + std::to_string(i) + " ";
+    t.resize(4096, static_cast<char>('a' + i % 26));
+    return t;
+  };
+  std::string all;
+  for (int i = 0; i < n; ++i)
+    all += test::frame(1, payload(i));
+  p.send(all);
+  auto hold = p.read_frame(10s);
+  ASSERT_TRUE(hold);
+  EXPECT_EQ(hold->second, "hold");
+  auto first = p.read_frame(10s);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->second, payload(0));
+  first_reply_seen.set_value();
+  for (int i = 1; i < n; ++i) {
+    auto got = p.read_frame(10s);
+    ASSERT_TRUE(got) << i;
+    EXPECT_EQ(got->second, payload(i)) << i;
+  }
+  EXPECT_EQ(last_handled.load(), 1) << "the first reply was held until the whole read was handled";
 }
 
 TEST(ClientServer, ABusyConnectionThatGoesQuietAndComesBackIsServedThroughout) {
