@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -37,16 +38,21 @@ public:
   std::vector<char>& scratch() noexcept { return scratch_; }
 
   /// Write queues of this loop's connections borrow their buffer here when they start filling
-  /// and give it back when they are sent and empty (loop thread only), so a connection answering
-  /// one message at a time neither holds a buffer while idle nor allocates and frees one per
-  /// reply. Freeing them one by one made glibc give the memory back to the kernel and fault it in
-  /// again (an madvise and dozens of page faults per hundred 4 KiB replies, measured).
+  /// and give it back when they are sent and empty, so a connection answering one message at a
+  /// time neither holds a buffer while idle nor allocates and frees one per reply. Freeing them
+  /// one by one made glibc give the memory back to the kernel and fault it in again (an madvise
+  /// and dozens of page faults per hundred 4 KiB replies, measured). Any thread: workers write
+  /// too (their buffers are given back by the loop that sent them), so the cache has a mutex,
+  /// taken once per buffer, not per message.
   /// Leaves `into` (empty) with room for at least `want` bytes.
   void take_write_buffer(std::vector<char>& into, std::size_t want) {
-    if (into.capacity() < want && !spare_writes_.empty()) {
-      spare_write_bytes_ -= spare_writes_.back().capacity();
-      into.swap(spare_writes_.back());
-      spare_writes_.pop_back();
+    if (into.capacity() < want) {
+      std::lock_guard lock(spare_mutex_);
+      if (!spare_writes_.empty()) {
+        spare_write_bytes_ -= spare_writes_.back().capacity();
+        into.swap(spare_writes_.back());
+        spare_writes_.pop_back();
+      }
     }
     into.reserve(want);
   }
@@ -56,10 +62,12 @@ public:
     std::vector<char> mine;
     mine.swap(b);
     const std::size_t cap = mine.capacity();
-    if (cap == 0 || spare_writes_.size() >= max_spare_writes ||
-        spare_write_bytes_ + cap > max_spare_write_bytes)
-      return;
+    if (cap == 0) return;
     mine.clear();
+    std::lock_guard lock(spare_mutex_);
+    if (spare_writes_.size() >= max_spare_writes ||
+        spare_write_bytes_ + cap > max_spare_write_bytes)
+      return; // freed by mine's destructor (after the unlock: declared before the guard)
     if (spare_writes_.capacity() == 0) spare_writes_.reserve(max_spare_writes);
     spare_write_bytes_ += cap;
     spare_writes_.push_back(std::move(mine));
@@ -134,7 +142,8 @@ private:
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
   std::thread thread_;
   std::vector<char> scratch_;
-  std::vector<std::vector<char>> spare_writes_; // see take_write_buffer (loop thread only)
+  std::mutex spare_mutex_;                      // guards spare_writes_, spare_write_bytes_
+  std::vector<std::vector<char>> spare_writes_; // see take_write_buffer
   std::size_t spare_write_bytes_ = 0;
   TimerService timers_; // after ctx_: destroyed before it
   std::vector<TcpConnection*> members_;

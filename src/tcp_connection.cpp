@@ -18,7 +18,10 @@ namespace tao::detail {
 namespace {
 
 constexpr std::size_t min_read_room = 16u << 10;
-constexpr std::size_t keep_write_capacity = 64u << 10;
+// Capacity a busy connection's write buffers keep between sends: a little more than a 64 KiB
+// read's replies (16 x 4 KiB frames with their headers are 65,664 bytes), so answering full reads
+// does not grow the buffer and copy it once per read.
+constexpr std::size_t keep_write_capacity = 128u << 10;
 constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
 // A read batch's replies normally go out in one send when the batch ends: with many connections
 // on a loop that saves system calls. When the loop is serving one connection alone (its previous
@@ -712,17 +715,12 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
     if (queued_.load(std::memory_order_relaxed) >= opts_.send_high_water) {
       full = true;
     } else {
-      // An empty queue starts with room for what the last flush sent (in KiB, at most 64), so a
-      // connection answering a batch of messages grows its queue once, not once per doubling. On
-      // the loop, the buffer comes from the loop's spares.
+      // An empty queue starts with room for what the last flush sent (in KiB, at most 128), so a
+      // connection answering a batch of messages grows its queue once, not once per doubling.
+      // The buffer comes from the loop's spares, also when a worker writes.
       if (wpending_.empty()) {
         const auto want = std::max<std::size_t>(frames.size(), std::size_t{last_flush_kib_} << 10);
-        if (wpending_.capacity() < want) {
-          if (on_loop)
-            loop_.take_write_buffer(wpending_, want);
-          else
-            wpending_.reserve(want);
-        }
+        if (wpending_.capacity() < want) loop_.take_write_buffer(wpending_, want);
       }
       wpending_.insert(wpending_.end(), frames.begin(), frames.end());
       ++wpending_frames_;

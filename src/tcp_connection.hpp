@@ -186,7 +186,7 @@ private:
   bool accepting_ = true; // guarded by wmutex_
   // Guarded by wmutex_: a flush is posted or deferred, or a write is in flight.
   bool flush_active_ = false;
-  // Guarded by wmutex_: the last flush's size in KiB (at most 64), which an empty queue reserves.
+  // Guarded by wmutex_: the last flush's size in KiB (at most 128), which an empty queue reserves.
   std::uint8_t last_flush_kib_ = 0;
   std::atomic<bool> open_{true};
   std::atomic<bool> close_requested_{false};
