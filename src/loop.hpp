@@ -75,8 +75,9 @@ public:
   static constexpr std::size_t max_spare_writes = 256;
   static constexpr std::size_t max_spare_write_bytes = 1u << 20;
   /// Called by each read wake-up of a connection on this loop (loop thread only): true if the
-  /// previous read wake-up was this same connection's, i.e. the loop is serving it alone for now.
-  /// Compares addresses only (never dereferenced), so a closed connection leaves nothing behind.
+  /// previous read wake-up was this same connection's, a cheap sign that the loop is serving it
+  /// alone for now. Compares addresses only (never dereferenced), so a closed connection leaves
+  /// nothing behind; a new connection at a freed one's address may be taken for it once.
   bool note_reader(const void* c) noexcept {
     const bool same = last_reader_ == c;
     last_reader_ = c;
