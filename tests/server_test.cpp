@@ -254,6 +254,63 @@ TEST(ClientServer, RepliesToALargeReadGoOutWhileTheRestOfItIsStillBeingHandled) 
   EXPECT_EQ(last_handled.load(), 1) << "the first reply was held until the whole read was handled";
 }
 
+TEST(ClientServer, APeerThatHalfClosesRightAfterALargeReadIsClosedAtOnce) {
+  // The peer sends exactly one read's worth and half-closes, so the server finds the end of the
+  // stream in the same wake-up, after the replies went out directly (the loop serves this
+  // connection alone). A write from another thread in the middle leaves a flush scheduled with
+  // nothing left to send: the graceful close must not wait for it. It once did, until
+  // close_timeout, and then reported bytes not sent.
+  test::ErrorLog errors;
+  test::CloseLog closes;
+  auto opts = test::local_server(0, 1);
+  opts.read_chunk = 64u << 10;
+  opts.connection.close_timeout = 5s;
+  tao::Server server(opts);
+  server.on_error(errors.recorder());
+  server.on_close(closes.recorder());
+  std::promise<void> holding;
+  server.handle<Text>([&](tao::Connection& c, const Text& m) {
+    if (m.text == "hold") { // keeps the loop busy while the rest arrives, so one read has it all
+      holding.set_value();
+      std::this_thread::sleep_for(300ms);
+    } else if (m.text == "side") {
+      std::thread([&c] { c.write(Text{"from another thread"}); }).join();
+    }
+    c.write(m);
+  });
+  server.start();
+  RawPeer p(server.port());
+  p.send(test::frame(1, "hold"));
+  holding.get_future().wait();
+  // 65,536 bytes: each reply after the first is 16 KiB or more, so each goes out at once and
+  // nothing is left queued when the end of the stream is read.
+  std::vector<std::string> texts = {"side", std::string(16384, 'a'), std::string(16384, 'b')};
+  std::size_t size = 0;
+  for (const auto& t : texts)
+    size += 8 + t.size();
+  texts.push_back(std::string((64u << 10) - size - 8, 'c'));
+  std::string all;
+  for (const auto& t : texts)
+    all += test::frame(1, t);
+  ASSERT_EQ(all.size(), 64u << 10);
+  const auto sent = std::chrono::steady_clock::now();
+  p.send(all);
+  p.shutdown_write();
+  std::vector<std::string> want = {"hold", "from another thread"};
+  want.insert(want.end(), texts.begin(), texts.end());
+  for (const auto& w : want) {
+    auto got = p.read_frame(10s);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->second.size(), w.size());
+    EXPECT_TRUE(got->second == w);
+  }
+  EXPECT_TRUE(p.closed_by_peer(10s));
+  ASSERT_TRUE(test::eventually([&] { return closes.count() == 1; }, 10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 3s) << "the close waited for close_timeout";
+  EXPECT_EQ(closes.reason(0), tao::make_error_code(tao::errc::closed_by_peer));
+  EXPECT_FALSE(errors.has(tao::errc::close_timeout));
+}
+
 TEST(ClientServer, ABusyConnectionThatGoesQuietAndComesBackIsServedThroughout) {
   // Bursts of small frames, a frame split across reads, one bigger than a read, a quiet spell
   // (the idle connection gives its buffers back): the byte stream stays intact throughout.
