@@ -774,14 +774,18 @@ void TcpConnection::flush() {
       if (wpending_.empty()) loop_.give_write_buffer(wpending_);
       return;
     }
-    wsending_.swap(wpending_);
-    wsending_frames_ = std::exchange(wpending_frames_, 0);
-    last_flush_kib_ =
-        static_cast<std::uint8_t>((std::min(wsending_.size(), keep_write_capacity) + 1023) >> 10);
+    take_queue_for_sending();
   }
+  start_write(0);
+}
+
+void TcpConnection::take_queue_for_sending() {
+  wsending_.swap(wpending_);
+  wsending_frames_ = std::exchange(wpending_frames_, 0);
+  last_flush_kib_ =
+      static_cast<std::uint8_t>((std::min(wsending_.size(), keep_write_capacity) + 1023) >> 10);
   writing_ = true;
   last_out_ = Clock::now();
-  start_write(0);
 }
 
 void TcpConnection::start_write(std::size_t sent) {
@@ -804,13 +808,8 @@ void TcpConnection::send_piece() {
   {
     std::lock_guard lock(wmutex_);
     if (wpending_.empty()) return;
-    wsending_.swap(wpending_);
-    wsending_frames_ = std::exchange(wpending_frames_, 0);
-    last_flush_kib_ =
-        static_cast<std::uint8_t>((std::min(wsending_.size(), keep_write_capacity) + 1023) >> 10);
+    take_queue_for_sending();
   }
-  writing_ = true;
-  last_out_ = Clock::now();
   // The socket is non-blocking: the kernel takes what fits and the rest waits for writability.
   boost::system::error_code ec;
   const std::size_t n = socket_.write_some(asio::buffer(wsending_), ec);

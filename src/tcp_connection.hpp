@@ -108,6 +108,9 @@ private:
   /// the next read.
   void end_read(ReadBatch& batch);
   void flush();
+  /// With wmutex_ held and the queue not empty: moves the queue to wsending_ and marks a write
+  /// as started (flush() and send_piece() then send it their own way).
+  void take_queue_for_sending();
   /// Sends the queue now, in a read batch of a connection its loop serves alone (see
   /// reply_piece in tcp_connection.cpp); a remainder the kernel does not take is written
   /// asynchronously.
