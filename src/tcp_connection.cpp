@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <sys/socket.h>
 #include <utility>
 
 #include <boost/asio/post.hpp>
@@ -30,6 +31,18 @@ constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
 // start on the first replies while the rest are made instead of the two sides taking turns
 // (measured: 1 connection x 16 x 4 KiB in flight).
 constexpr std::size_t reply_piece = 16u << 10;
+// The connection whose message task this worker thread is running, if that message was read while
+// its loop served this connection alone (nullptr elsewhere). A reply such a task writes to its own
+// plain-TCP connection while nothing is queued or being sent there, and no other message of the
+// connection waits for the worker, is sent by the worker itself (send_from_worker_locked) instead
+// of being handed to the loop: on a core shared by a loop and its worker, every hand-over is a
+// thread switch, and posting it wakes the loop. Nothing is held either way. With more messages of
+// the connection waiting, or many connections busy on the loop, the loop sends the replies, which
+// then go out together (fewer sends: measured, sending each from the worker costs more there).
+thread_local TcpConnection* t_task_conn = nullptr;
+// Largest queue a worker sends itself, so it holds wmutex_ (which the loop and other writers
+// take) only for a short copy; more goes through the loop, as before.
+constexpr std::size_t worker_send_max = 64u << 10;
 // A lingering close ends when the peer has sent nothing for this long (see start_linger).
 // One second, not less: a peer's thread can stall that long under load (seen under TSan with 100
 // ms: the peer sent again after the close and lost the replies to the reset). Checked every
@@ -319,6 +332,7 @@ void TcpConnection::heartbeat_check(TimePoint now) {
       return;
     }
   }
+  if (worker_sent_.exchange(false, std::memory_order_relaxed)) last_out_ = now;
   if (hb.interval.count() > 0 && !writing_ && now - last_out_ >= hb.interval) {
     write(Heartbeat{now_ns()});
     last_out_ = now; // even if the write is refused, do not retry on every sweep
@@ -674,7 +688,16 @@ bool TcpConnection::dispatch_frame(const Frame& f, HandlerLaps& laps) {
 void TcpConnection::submit_task(Task task) {
   pending_.fetch_add(1);
   ThreadCounters& counters = core_->worker_counters[core_->workers->worker_for(id())];
-  auto run = [s = self(), t = std::move(task), &counters]() mutable {
+  // Read while its loop served this connection alone (see t_task_conn): then the worker sends
+  // the task's replies itself.
+  const bool sole = sole_reader_;
+  auto run = [s = self(), t = std::move(task), &counters, sole]() mutable {
+    struct OwnTask { // t_task_conn for the task's duration, whatever it throws
+      explicit OwnTask(TcpConnection* c) noexcept { t_task_conn = c; }
+      ~OwnTask() { t_task_conn = nullptr; }
+      OwnTask(const OwnTask&) = delete;
+      OwnTask& operator=(const OwnTask&) = delete;
+    } own(sole ? s.get() : nullptr);
     try {
       HandlerTimer timed(counters, s->core_->handler_timing);
       t(*s);
@@ -708,6 +731,7 @@ void TcpConnection::handler_threw(const std::string& what) {
 
 std::error_code TcpConnection::write_encoded(ByteView frames) {
   const bool on_loop = loop_.in_this_thread(); // asked once: a thread-local lookup
+  const bool own_task = !on_loop && t_task_conn == this;
   bool post = false;
   bool full = false;
   bool piece = false; // a reply_piece is queued
@@ -727,9 +751,18 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
       wpending_.insert(wpending_.end(), frames.begin(), frames.end());
       ++wpending_frames_;
       queued_.fetch_add(frames.size(), std::memory_order_relaxed);
-      post = !flush_active_;
-      flush_active_ = true;
       piece = wpending_.size() >= reply_piece;
+      // Nothing posted and no write in flight: this connection's own worker task sends itself
+      // (under wmutex_, so no loop write and no close comes between). Not what would reach
+      // pause_reading_at: only the loop's write completion resumes reading paused for it.
+      if (own_task && !flush_active_ && !tls_ && wpending_.size() <= worker_send_max &&
+          wpending_.size() < opts_.pause_reading_at &&
+          pending_.load(std::memory_order_relaxed) <= 1) {
+        post = !send_from_worker_locked();
+      } else {
+        post = !flush_active_;
+        flush_active_ = true;
+      }
     }
   }
   if (full) {
@@ -746,6 +779,31 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
   }
   if (piece && on_loop && in_read_batch_ && sole_reader_) send_piece();
   return {};
+}
+
+bool TcpConnection::send_from_worker_locked() {
+  const std::size_t size = wpending_.size();
+  const ssize_t r =
+      ::send(socket_.native_handle(), wpending_.data(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
+  // An error other than a full socket buffer is left to the loop: its write reports it as usual.
+  const std::size_t n = r > 0 ? static_cast<std::size_t>(r) : 0;
+  ThreadCounters& counters = core_->worker_counters[core_->workers->worker_for(id())];
+  if (n > 0) {
+    bump(counters.bytes_out, n);
+    queued_.fetch_sub(n, std::memory_order_relaxed);
+    worker_sent_.store(true, std::memory_order_relaxed);
+  }
+  if (n < size) { // the rest goes through the loop, as any queued output
+    wpending_.erase(wpending_.begin(), wpending_.begin() + static_cast<std::ptrdiff_t>(n));
+    flush_active_ = true;
+    return false;
+  }
+  bump(counters.frames_out, std::exchange(wpending_frames_, 0));
+  last_flush_kib_ = static_cast<std::uint8_t>((size + 1023) >> 10);
+  if (queued_.load(std::memory_order_relaxed) <= opts_.resume_reading_at)
+    full_reported_.store(false);
+  loop_.give_write_buffer(wpending_); // no buffer while idle; the next reply takes a spare
+  return true;
 }
 
 void TcpConnection::on_send_queue_full() {

@@ -115,6 +115,10 @@ private:
   /// reply_piece in tcp_connection.cpp); a remainder the kernel does not take is written
   /// asynchronously.
   void send_piece();
+  /// On a worker running this connection's task, under wmutex_, with no flush scheduled and no
+  /// write in flight: sends the queue on the non-blocking socket. True when all of it went; else
+  /// the rest stays queued, flush_active_ is set and the caller posts a flush.
+  bool send_from_worker_locked();
   /// Writes wsending_ from byte `sent` on asynchronously; on_written gets the whole count.
   void start_write(std::size_t sent);
   void on_written(const boost::system::error_code& ec, std::size_t n);
@@ -194,6 +198,7 @@ private:
   std::atomic<bool> open_{true};
   std::atomic<bool> close_requested_{false};
   std::atomic<bool> full_reported_{false};
+  std::atomic<bool> worker_sent_{false}; // a worker sent directly: the heartbeat sweep's last_out_
   std::atomic<bool> timers_enabled_{true};
   std::atomic<bool> paused_for_tasks_{false};
   std::atomic<bool> resume_posted_{false};

@@ -311,6 +311,96 @@ TEST(ClientServer, APeerThatHalfClosesRightAfterALargeReadIsClosedAtOnce) {
   EXPECT_FALSE(errors.has(tao::errc::close_timeout));
 }
 
+TEST(ClientServer, AWorkerHandlerThatRepliesAndThenWorksLongDoesNotHoldItsReply) {
+  // Pipelined requests handled by a worker that replies and then works long: each reply is
+  // delivered while its handler is still working, whether the worker sends it itself or hands it
+  // to the loop (nothing waits for a handler to return before it is sent).
+  auto opts = test::local_server(1, 1);
+  tao::Server server(opts);
+  std::mutex mutex;
+  std::map<std::string, std::chrono::steady_clock::time_point> returned; // guarded by mutex
+  server.handle<Text>([&](tao::Connection& c, const Text& m) {
+    c.write(m);
+    if (m.text == "warm") return;
+    std::this_thread::sleep_for(300ms);
+    std::lock_guard lock(mutex);
+    returned[m.text] = std::chrono::steady_clock::now();
+  });
+  server.start();
+  RawPeer p(server.port());
+  p.send(test::frame(1, "warm")); // the loop's previous read is this connection's from here on
+  ASSERT_TRUE(p.read_frame());
+  const std::vector<std::string> texts = {"a", "b", "c"};
+  std::string burst; // one read: one batch of tasks for the worker
+  for (const auto& t : texts)
+    burst += test::frame(1, t);
+  p.send(burst);
+  std::map<std::string, std::chrono::steady_clock::time_point> arrived;
+  for (const auto& t : texts) {
+    auto got = p.read_frame(10s);
+    ASSERT_TRUE(got) << t;
+    EXPECT_EQ(got->second, t);
+    arrived[t] = std::chrono::steady_clock::now();
+  }
+  ASSERT_TRUE(test::eventually([&] {
+    std::lock_guard lock(mutex);
+    return returned.size() == texts.size();
+  }));
+  std::lock_guard lock(mutex);
+  for (const auto& t : texts)
+    EXPECT_LT(arrived[t], returned[t]) << "the reply to " << t << " waited for its handler";
+}
+
+TEST(ClientServer, AWorkersRepliesLargerThanTheSocketBufferArriveWholeAndInOrder) {
+  // A worker sends its connection's replies itself when nothing else is queued there and the
+  // loop serves that connection alone; what the kernel does not take goes through the loop. The
+  // peer reads nothing for a while, so the socket buffer fills in the middle of a send.
+  auto opts = test::local_server(1, 1);
+  opts.connection.send_high_water = 64u << 20;
+  tao::Server server(opts);
+  constexpr int frames = 250; // 10 MB: more than the socket buffers take
+  auto payload = [](int i) { return std::string(40000 + i, static_cast<char>('a' + i % 26)); };
+  server.handle<Text>([&](tao::Connection& c, const Text& m) {
+    if (m.text != "big") {
+      c.write(m);
+      return;
+    }
+    for (int i = 0; i < frames; ++i)
+      ASSERT_FALSE(c.write(Text{payload(i)})) << i;
+  });
+  server.start();
+  RawPeer::Socket small; // a small receive window, set before connecting
+  const int rcvbuf = 16 << 10;
+  ::setsockopt(small.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  RawPeer p(std::move(small), server.port());
+  p.send(test::frame(1, "warm")); // the loop's previous read is this connection's from here on
+  ASSERT_TRUE(p.read_frame());
+  p.send(test::frame(1, "big"));
+  std::this_thread::sleep_for(300ms);
+  std::uint64_t bytes = 8 + 4; // "warm"
+  for (int i = 0; i < frames; ++i) {
+    auto got = p.read_frame(10s);
+    ASSERT_TRUE(got) << i;
+    ASSERT_EQ(got->second.size(), payload(i).size()) << i;
+    EXPECT_TRUE(got->second == payload(i)) << i;
+    bytes += 8 + payload(i).size();
+  }
+  p.send(test::frame(1, "still there?"));
+  auto got = p.read_frame();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->second, "still there?");
+  bytes += 8 + got->second.size();
+  // Every byte and frame is counted once, whichever thread sent it.
+  const std::uint64_t want_frames = frames + 2;
+  EXPECT_TRUE(test::eventually([&] {
+    const auto m = server.metrics();
+    return m.bytes_out >= bytes && m.frames_out >= want_frames;
+  }));
+  std::this_thread::sleep_for(100ms); // nothing more comes
+  EXPECT_EQ(server.metrics().bytes_out, bytes);
+  EXPECT_EQ(server.metrics().frames_out, want_frames);
+}
+
 TEST(ClientServer, ABusyConnectionThatGoesQuietAndComesBackIsServedThroughout) {
   // Bursts of small frames, a frame split across reads, one bigger than a read, a quiet spell
   // (the idle connection gives its buffers back): the byte stream stays intact throughout.
