@@ -24,6 +24,10 @@ constexpr std::size_t min_read_room = 16u << 10;
 // does not grow the buffer and copy it once per read.
 constexpr std::size_t keep_write_capacity = 128u << 10;
 constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
+// What an empty queue reserves after a send of `sent` bytes, in KiB (see last_flush_kib_).
+std::uint8_t reserve_kib(std::size_t sent) {
+  return static_cast<std::uint8_t>((std::min(sent, keep_write_capacity) + 1023) >> 10);
+}
 // A read batch's replies normally go out in one send when the batch ends: with many connections
 // on a loop that saves system calls. When the loop seems to be serving one connection alone (its
 // previous read wake-up, plain or TLS, was this connection's), the queue is sent each time at
@@ -788,22 +792,31 @@ bool TcpConnection::send_from_worker_locked() {
   // An error other than a full socket buffer is left to the loop: its write reports it as usual.
   const std::size_t n = r > 0 ? static_cast<std::size_t>(r) : 0;
   ThreadCounters& counters = core_->worker_counters[core_->workers->worker_for(id())];
-  if (n > 0) {
-    bump(counters.bytes_out, n);
-    queued_.fetch_sub(n, std::memory_order_relaxed);
-    worker_sent_.store(true, std::memory_order_relaxed);
-  }
+  if (n > 0) worker_sent_.store(true, std::memory_order_relaxed);
   if (n < size) { // the rest goes through the loop, as any queued output
+    if (n > 0) {
+      bump(counters.bytes_out, n);
+      queued_.fetch_sub(n, std::memory_order_relaxed);
+    }
     wpending_.erase(wpending_.begin(), wpending_.begin() + static_cast<std::ptrdiff_t>(n));
     flush_active_ = true;
     return false;
   }
-  bump(counters.frames_out, std::exchange(wpending_frames_, 0));
-  last_flush_kib_ = static_cast<std::uint8_t>((size + 1023) >> 10);
+  last_flush_kib_ = reserve_kib(size);
+  // No buffer while idle; the next reply takes a spare.
+  sent_whole(counters, wpending_, std::exchange(wpending_frames_, 0));
+  return true;
+}
+
+void TcpConnection::sent_whole(ThreadCounters& counters, std::vector<char>& buffer,
+                               std::uint32_t frames) {
+  const std::size_t n = buffer.size();
+  bump(counters.bytes_out, n);
+  bump(counters.frames_out, frames);
+  queued_.fetch_sub(n, std::memory_order_relaxed);
   if (queued_.load(std::memory_order_relaxed) <= opts_.resume_reading_at)
     full_reported_.store(false);
-  loop_.give_write_buffer(wpending_); // no buffer while idle; the next reply takes a spare
-  return true;
+  loop_.give_write_buffer(buffer);
 }
 
 void TcpConnection::on_send_queue_full() {
@@ -840,8 +853,7 @@ void TcpConnection::flush() {
 void TcpConnection::take_queue_for_sending() {
   wsending_.swap(wpending_);
   wsending_frames_ = std::exchange(wpending_frames_, 0);
-  last_flush_kib_ =
-      static_cast<std::uint8_t>((std::min(wsending_.size(), keep_write_capacity) + 1023) >> 10);
+  last_flush_kib_ = reserve_kib(wsending_.size());
   writing_ = true;
   last_out_ = Clock::now();
 }
@@ -881,12 +893,7 @@ void TcpConnection::send_piece() {
     return;
   }
   writing_ = false;
-  bump(loop_.counters().bytes_out, n);
-  bump(loop_.counters().frames_out, wsending_frames_);
-  queued_.fetch_sub(n, std::memory_order_relaxed);
-  if (queued_.load(std::memory_order_relaxed) <= opts_.resume_reading_at)
-    full_reported_.store(false);
-  loop_.give_write_buffer(wsending_); // the next reply takes a spare from the loop again
+  sent_whole(loop_.counters(), wsending_, wsending_frames_); // the next reply takes a spare
 }
 
 void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t n) {

@@ -119,6 +119,10 @@ private:
   /// write in flight: sends the queue on the non-blocking socket. True when all of it went; else
   /// the rest stays queued, flush_active_ is set and the caller posts a flush.
   bool send_from_worker_locked();
+  /// After `buffer` (wsending_, or wpending_ under wmutex_) was sent whole: counts its bytes and
+  /// `frames` in `counters`, takes them off queued_, ends a send_queue_full episode once below
+  /// resume_reading_at, and gives the buffer back to the loop.
+  void sent_whole(ThreadCounters& counters, std::vector<char>& buffer, std::uint32_t frames);
   /// Writes wsending_ from byte `sent` on asynchronously; on_written gets the whole count.
   void start_write(std::size_t sent);
   void on_written(const boost::system::error_code& ec, std::size_t n);
