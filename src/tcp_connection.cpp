@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <utility>
 
@@ -945,6 +947,7 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
   if (state_ == State::closing && mode == CloseMode::graceful) return;
   if (mode == CloseMode::abort) abort_close_ = true;
   set_close_reason(reason);
+  if (close_deadline_ == TimePoint{}) close_deadline_ = Clock::now() + opts_.close_timeout;
   open_.store(false, std::memory_order_release);
   close_requested_.store(true);
   // Output to wait for: a write in flight or bytes queued. A flush that is only scheduled with
@@ -1054,8 +1057,9 @@ void TcpConnection::start_linger() {
   // Closing a socket that still has unread input (the peer was sending when we closed) makes the
   // kernel send RST instead of FIN and throw away what is still in its send buffer: replies that
   // write() accepted and the last async_write handed over would never reach the peer. So: FIN
-  // first, then read and discard until the peer's EOF, until it has been quiet for linger_idle,
-  // or until close_timeout, whichever comes first; only then close the socket.
+  // first, then read and discard until the peer's EOF, until it has been quiet for linger_idle
+  // and has acknowledged everything we sent, or until close_timeout, whichever comes first; only
+  // then close the socket.
   lingering_ = true;
   state_ = State::closing;
   cancel_all_timers(); // for the application the connection is over: no timer fires from here
@@ -1066,7 +1070,8 @@ void TcpConnection::start_linger() {
     return;
   }
   const TimePoint now = Clock::now();
-  linger_until_ = now + opts_.close_timeout;
+  // close_timeout bounds the whole graceful close: sending what was queued, then this.
+  if (close_deadline_ == TimePoint{}) close_deadline_ = now + opts_.close_timeout;
   last_linger_in_ = now;
   socket_.async_wait(
       asio::socket_base::wait_read,
@@ -1105,14 +1110,33 @@ bool TcpConnection::linger_drain() {
   return true;
 }
 
+std::size_t TcpConnection::unacknowledged_bytes() {
+  int n = 0; // bytes (and the FIN) in the socket's send queue that the peer has not acknowledged
+  if (::ioctl(socket_.native_handle(), SIOCOUTQ, &n) != 0) return 0; // no socket: nothing to lose
+  return static_cast<std::size_t>(std::max(n, 0));
+}
+
 void TcpConnection::linger_tick() {
   if (state_ == State::closed) return;
   // Read what is there first: on a busy loop the readiness wake-up may still be queued, and
   // closing with unread input would turn the FIN into a reset that destroys undelivered replies.
   if (!linger_drain()) return;
   const TimePoint now = Clock::now();
-  if (now >= linger_until_ || now - last_linger_in_ >= linger_idle) {
+  // Silence ends the wait only once the peer has acknowledged everything, FIN included: a closed
+  // socket that receives data is reset, and the kernel throws away what it had not sent yet (a
+  // peer that stopped reading and sending for a while, then sends again, would lose replies).
+  if (now - last_linger_in_ >= linger_idle && unacknowledged_bytes() == 0) {
     finish_close(); // closes the socket, which cancels the pending wait
+    return;
+  }
+  if (now >= close_deadline_) {
+    if (const std::size_t n = unacknowledged_bytes(); n > 0)
+      report_error(make_error_code(errc::close_timeout),
+                   fmt::format("close: {} bytes sent but not acknowledged by the peer within the "
+                               "close timeout; closing anyway (the peer may not get them)",
+                               n),
+                   true);
+    finish_close();
     return;
   }
   close_timer_->expires_after(linger_tick_period);

@@ -136,6 +136,7 @@ private:
   void linger_tick();
   /// Reads and discards what the peer sent; false if that found its EOF (and closed).
   bool linger_drain();
+  std::size_t unacknowledged_bytes();
   void fail(std::error_code ec, const std::string& text);
   void submit_task(Task task);
 
@@ -175,7 +176,7 @@ private:
   std::uint64_t unknown_frames_ = 0;
   TimerId handshake_timer_ = 0;
   std::unique_ptr<char[]> tls_buf_; // TLS only, from the handshake to the close
-  TimePoint linger_until_{};        // the lingering close gives up at this
+  TimePoint close_deadline_{};      // a graceful close gives up at this (set when it starts)
   TimePoint last_linger_in_{};      // last bytes discarded while lingering
   // The flags are packed together: tens of thousands of idle connections pay for every byte.
   State state_ = State::starting;

@@ -174,6 +174,44 @@ TEST(StopUnderLoad, EveryAcceptedWriteReachesItsPeerAndEveryConnectionCloses) {
               static_cast<long long>(total), static_cast<long long>(refused.load()), resets);
 }
 
+TEST(LingeringClose, APeerSilentForOverASecondThatSendsAgainStillGetsEveryReply) {
+  // The graceful close sends FIN after the replies and reads until the peer's EOF or a second of
+  // silence. A peer that neither reads nor sends for longer than that (its receive buffer full,
+  // the rest of the replies still in the server's send buffer) and then sends again must still
+  // get every reply: the kernel resets a closed socket that receives data, and throws away what
+  // it had not sent yet. (Found by StopUnderLoad above under TSan: peers of a stalled client
+  // thread lost the replies behind their full receive buffers.)
+  constexpr int replies = 48;
+  test::ErrorLog errors;
+  test::CloseLog closes;
+  auto o = test::local_server(0, 1);
+  o.connection.close_timeout = 5s;
+  tao::Server server(o);
+  server.on_error(errors.recorder());
+  server.on_close(closes.recorder());
+  server.handle<test::Text>([&](tao::Connection& c, const test::Text&) {
+    for (int i = 0; i < replies; ++i)
+      c.write(test::Text{std::string(1000, static_cast<char>('a' + i % 26))});
+    c.close();
+  });
+  server.start();
+  test::RawPeer::Socket s;
+  const int small = 4096; // before connect, so the window the server sees is small from the start
+  ::setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  test::RawPeer p(s, server.port());
+  ASSERT_TRUE(p.send(test::frame(test::Text::type, "go")));
+  std::this_thread::sleep_for(1600ms); // reads nothing, sends nothing: over the second of silence
+  p.send(test::frame(test::Text::type, "one more")); // may be refused; the replies may not be lost
+  for (int i = 0; i < replies; ++i) {
+    auto f = p.read_frame(5s);
+    ASSERT_TRUE(f) << "reply " << i << " of " << replies << " lost";
+    EXPECT_EQ(f->second, std::string(1000, static_cast<char>('a' + i % 26))) << "reply " << i;
+  }
+  EXPECT_TRUE(p.closed_by_peer(5s));
+  ASSERT_TRUE(test::eventually([&] { return closes.count() == 1; }, 5s));
+  EXPECT_TRUE(errors.empty()) << errors.all().front().message;
+}
+
 TEST(PeerEof, ABlockedHandlerDelaysTheCloseByCloseTimeoutAtMost) {
   tao::ServerOptions o = test::local_server(1, 1);
   o.connection.close_timeout = 300ms;
