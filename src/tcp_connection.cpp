@@ -986,15 +986,23 @@ void TcpConnection::finish_close() {
     boost::system::error_code ignored;
     sock().cancel(ignored); // the pending read: the stream allows one read and one write at once
     std::weak_ptr<Connection> weak = weak_from_this();
+    // Either end leads to the lingering close below (at the TCP level), never straight to the
+    // socket's close: close_notify does not tell that the peer has read what came before it.
     loop_.timers().add(Clock::now() + core_->tls->options.shutdown_timeout, Duration::zero(),
                        [weak](TimePoint) {
-                         if (auto s = std::static_pointer_cast<TcpConnection>(weak.lock()))
-                           s->finish_close();
+                         auto s = std::static_pointer_cast<TcpConnection>(weak.lock());
+                         if (s && !s->lingering_) s->finish_close();
                        });
-    tls_->async_shutdown([s = self()](const boost::system::error_code&) { s->finish_close(); });
+    tls_->async_shutdown([s = self()](const boost::system::error_code&) {
+      if (!s->lingering_) s->finish_close();
+    });
     return;
   }
-  if (!tls_ && !abort_close_ && !peer_eof_ && !lingering_ && !writing_) {
+  if ((!tls_ || tls_shutdown_started_) && !abort_close_ && !peer_eof_ && !lingering_ && !writing_) {
+    if (tls_) { // a close_notify exchange that timed out: the stream is done with the socket
+      boost::system::error_code ignored;
+      sock().cancel(ignored);
+    }
     start_linger();
     return;
   }
@@ -1064,7 +1072,7 @@ void TcpConnection::start_linger() {
   state_ = State::closing;
   cancel_all_timers(); // for the application the connection is over: no timer fires from here
   boost::system::error_code ec;
-  socket_.shutdown(asio::socket_base::shutdown_send, ec);
+  sock().shutdown(asio::socket_base::shutdown_send, ec);
   if (ec) {
     finish_close();
     return;
@@ -1073,9 +1081,8 @@ void TcpConnection::start_linger() {
   // close_timeout bounds the whole graceful close: sending what was queued, then this.
   if (close_deadline_ == TimePoint{}) close_deadline_ = now + opts_.close_timeout;
   last_linger_in_ = now;
-  socket_.async_wait(
-      asio::socket_base::wait_read,
-      [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });
+  sock().async_wait(asio::socket_base::wait_read,
+                    [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });
   close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), linger_tick_period);
   close_timer_->async_wait([s = self()](const boost::system::error_code& e) {
     if (!e) s->linger_tick();
@@ -1089,16 +1096,15 @@ void TcpConnection::on_linger_readable(const boost::system::error_code& wait_ec)
     return;
   }
   if (!linger_drain()) return;
-  socket_.async_wait(
-      asio::socket_base::wait_read,
-      [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });
+  sock().async_wait(asio::socket_base::wait_read,
+                    [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });
 }
 
 bool TcpConnection::linger_drain() {
   auto& scratch = loop_.scratch();
   for (int round = 0; round < 16; ++round) { // bounded: a flooding peer cannot hold the loop
     boost::system::error_code ec;
-    const std::size_t n = socket_.read_some(asio::buffer(scratch.data(), scratch.size()), ec);
+    const std::size_t n = sock().read_some(asio::buffer(scratch.data(), scratch.size()), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
     if (ec) { // EOF (the peer has everything and closed) or an error: nothing more to wait for
       finish_close();
@@ -1112,7 +1118,7 @@ bool TcpConnection::linger_drain() {
 
 std::size_t TcpConnection::unacknowledged_bytes() {
   int n = 0; // bytes (and the FIN) in the socket's send queue that the peer has not acknowledged
-  if (::ioctl(socket_.native_handle(), SIOCOUTQ, &n) != 0) return 0; // no socket: nothing to lose
+  if (::ioctl(sock().native_handle(), SIOCOUTQ, &n) != 0) return 0; // no socket: nothing to lose
   return static_cast<std::size_t>(std::max(n, 0));
 }
 

@@ -293,3 +293,52 @@ TEST(Tls, StopDeliversPendingWritesOverTls) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(Tls, AClientSilentForOverASecondThatSendsAgainStillGetsEveryReply) {
+  // The TLS twin of LingeringClose in stress_test.cpp: the server queues replies and closes; the
+  // client reads nothing (its handler is busy) past the close_notify wait, then sends again. The
+  // kernel resets a closed socket that receives data and drops what it had not sent yet, so the
+  // server must not close the socket while the client has not acknowledged everything.
+  constexpr int replies = 200;
+  const std::string kib(1024, 'k');
+  auto o = test::local_server(0, 1);
+  o.tls = server_tls();
+  o.connection.close_timeout = 5s;
+  tao::Server server(o);
+  std::mutex m;
+  std::vector<tao::Error> errors;
+  server.on_error([&](tao::Connection&, const tao::Error& e) {
+    std::lock_guard l(m);
+    errors.push_back(e);
+  });
+  server.handle<Text>([&](tao::Connection& c, const Text& t) {
+    if (t.text != "go") return;
+    for (int i = 0; i < replies; ++i)
+      c.write(Text{std::to_string(i) + kib});
+    c.close();
+  });
+  server.start();
+  auto co = test::local_client(server.port());
+  co.tls = client_tls();
+  tao::Client c(co);
+  std::atomic<int> got{0}, wrong{0};
+  c.handle<Text>([&](tao::Connection& conn, const Text& t) {
+    if (t.text != std::to_string(got.load()) + kib) ++wrong;
+    if (++got == 1) {
+      std::this_thread::sleep_for(1600ms); // past shutdown_timeout and the second of silence
+      conn.write(Text{"again"});
+    }
+  });
+  ASSERT_FALSE(c.connect());
+  c.write(Text{"go"});
+  EXPECT_TRUE(c.wait_closed(10s));
+  EXPECT_EQ(got, replies);
+  EXPECT_EQ(wrong, 0);
+  std::lock_guard l(m);
+  for (const auto& e : errors)
+    ADD_FAILURE() << "server on_error: " << e.message;
+}
+
+} // namespace

@@ -44,7 +44,9 @@ struct TlsOptions {
   std::vector<std::string> alpn{};
   /// A peer that has not finished the handshake by then is closed.
   std::chrono::milliseconds handshake_timeout{10000};
-  /// How long a graceful close waits for the peer's close_notify before closing anyway.
+  /// How long a graceful close waits for the peer's close_notify; then (or when it came) the
+  /// close goes on as over plain TCP: FIN, and the socket closes once the peer has everything
+  /// (see ConnectionOptions::close_timeout, which bounds the whole close).
   std::chrono::milliseconds shutdown_timeout{1000};
 };
 
