@@ -961,9 +961,11 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
   }
   if (mode == CloseMode::graceful && has_output && handshake_done_) {
     state_ = State::closing;
-    close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), opts_.close_timeout);
+    close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), close_deadline_);
     close_timer_->async_wait([s = self()](const boost::system::error_code& ec) {
-      if (ec || s->state_ != State::closing) return;
+      // Past the sending (a handler already queued when the last write finished, which a
+      // cancel cannot stop): the close_notify exchange or the linger keep the deadline.
+      if (ec || s->state_ != State::closing || s->tls_shutdown_started_ || s->lingering_) return;
       s->report_error(make_error_code(errc::close_timeout),
                       fmt::format("close: {} queued bytes not sent within the close timeout",
                                   s->queued_.load()),
@@ -988,11 +990,13 @@ void TcpConnection::finish_close() {
     std::weak_ptr<Connection> weak = weak_from_this();
     // Either end leads to the lingering close below (at the TCP level), never straight to the
     // socket's close: close_notify does not tell that the peer has read what came before it.
-    loop_.timers().add(Clock::now() + core_->tls->options.shutdown_timeout, Duration::zero(),
-                       [weak](TimePoint) {
-                         auto s = std::static_pointer_cast<TcpConnection>(weak.lock());
-                         if (s && !s->lingering_) s->finish_close();
-                       });
+    // The wait ends by the close's deadline at the latest (close_timeout bounds the whole close).
+    TimePoint until = Clock::now() + core_->tls->options.shutdown_timeout;
+    if (close_deadline_ != TimePoint{}) until = std::min(until, close_deadline_);
+    loop_.timers().add(until, Duration::zero(), [weak](TimePoint) {
+      auto s = std::static_pointer_cast<TcpConnection>(weak.lock());
+      if (s && !s->lingering_) s->finish_close();
+    });
     tls_->async_shutdown([s = self()](const boost::system::error_code&) {
       if (!s->lingering_) s->finish_close();
     });

@@ -27,7 +27,7 @@ enum class errc {
   stopped,               ///< The server or client is stopping.
   closed_by_peer,        ///< The peer closed the connection.
   closed_locally,        ///< close() was called on this side.
-  close_timeout,         ///< A graceful close could not flush before its deadline.
+  close_timeout,         ///< A graceful close did not get all sent (and acknowledged) in time.
   heartbeat_timeout,     ///< Nothing arrived from the peer within the heartbeat timeout.
   tls_handshake_failed,  ///< The TLS handshake failed (verification, protocol, plaintext peer...).
   tls_handshake_timeout, ///< The peer did not finish the TLS handshake in time.

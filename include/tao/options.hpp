@@ -34,7 +34,10 @@ struct ConnectionOptions {
   /// Messages of one connection waiting for the worker pool before reading stops; reading starts
   /// again when half of them have run.
   std::size_t max_pending_messages = 256;
-  /// How long a graceful close (or a stop) waits to send what was accepted.
+  /// The deadline of a graceful close (or a stop), from its start: sending what was accepted,
+  /// then (over TLS) the close_notify exchange, then waiting until the peer has acknowledged
+  /// everything or closed. A connection still closing then is closed anyway (on_error reports
+  /// close_timeout when bytes may be lost).
   std::chrono::milliseconds close_timeout = 5s;
 };
 
