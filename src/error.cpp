@@ -26,7 +26,8 @@ public:
     case errc::stopped: return "stopped";
     case errc::closed_by_peer: return "closed by peer";
     case errc::closed_locally: return "closed locally";
-    case errc::close_timeout: return "graceful close timed out before all was sent and acknowledged";
+    case errc::close_timeout:
+      return "graceful close timed out before all was sent and acknowledged";
     case errc::heartbeat_timeout: return "heartbeat timeout";
     case errc::tls_handshake_failed: return "TLS handshake failed";
     case errc::tls_handshake_timeout: return "TLS handshake timed out";
