@@ -419,8 +419,8 @@ TcpConnection::ReadBatch::ReadBatch(TcpConnection& c) noexcept : c_(c), outer_(!
 void TcpConnection::ReadBatch::flush() {
   if (outer_ && c_.flush_deferred_) {
     c_.flush_deferred_ = false;
-    if (c_.sole_reader_) c_.send_piece(); // directly, so the next piece need not wait for it
-    c_.flush();                           // the rest, or an empty queue's flush_active_ ends
+    c_.send_piece(); // directly: no asynchronous write (and no completion to wait for)
+    c_.flush();      // the rest, or an empty queue's flush_active_ ends
   }
 }
 
