@@ -419,8 +419,7 @@ TcpConnection::ReadBatch::ReadBatch(TcpConnection& c) noexcept : c_(c), outer_(!
 void TcpConnection::ReadBatch::flush() {
   if (outer_ && c_.flush_deferred_) {
     c_.flush_deferred_ = false;
-    c_.send_piece(); // directly: no asynchronous write (and no completion to wait for)
-    c_.flush();      // the rest, or an empty queue's flush_active_ ends
+    c_.flush(); // directly (no asynchronous write while the kernel takes it all)
   }
 }
 
@@ -838,18 +837,27 @@ void TcpConnection::on_send_queue_full() {
 
 void TcpConnection::flush() {
   if (writing_ || !handshake_done_) return; // after the handshake, on_handshake flushes
-  {
-    std::lock_guard lock(wmutex_);
-    if (wpending_.empty() || state_ == State::closed) {
-      flush_active_ = false;
-      // The queue may hold the capacity of an earlier send (the pair is swapped, not freed,
-      // while a connection is busy): an idle connection gives it back to the loop.
-      if (wpending_.empty()) loop_.give_write_buffer(wpending_);
+  // Direct non-blocking sends while the kernel takes everything (a few rounds at most: writers
+  // on other threads may keep the queue filling), then an asynchronous write for the rest.
+  for (int round = 0;; ++round) {
+    {
+      std::lock_guard lock(wmutex_);
+      if (wpending_.empty() || state_ == State::closed) {
+        flush_active_ = false;
+        // The queue may hold the capacity of an earlier send (the pair is swapped, not freed,
+        // while a connection is busy): an idle connection gives it back to the loop.
+        if (wpending_.empty()) loop_.give_write_buffer(wpending_);
+        return;
+      }
+      take_queue_for_sending();
+    }
+    // A close waits for on_written, and only on_written resumes a read paused for the queue.
+    if (tls_ || state_ != State::open || paused_for_send_ || round == 4) {
+      start_write(0);
       return;
     }
-    take_queue_for_sending();
+    if (!send_taken()) return;
   }
-  start_write(0);
 }
 
 void TcpConnection::take_queue_for_sending() {
@@ -882,20 +890,25 @@ void TcpConnection::send_piece() {
     if (wpending_.empty()) return;
     take_queue_for_sending();
   }
+  send_taken();
+}
+
+bool TcpConnection::send_taken() {
   // The socket is non-blocking: the kernel takes what fits and the rest waits for writability.
   boost::system::error_code ec;
   const std::size_t n = socket_.write_some(asio::buffer(wsending_), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
   if (ec) { // reported by on_written, on the loop, as an asynchronous write's error is
     asio::post(loop_.context(), [s = self(), ec, n] { s->on_written(ec, n); });
-    return;
+    return false;
   }
   if (n < wsending_.size()) {
     start_write(n);
-    return;
+    return false;
   }
   writing_ = false;
   sent_whole(loop_.counters(), wsending_, wsending_frames_); // the next reply takes a spare
+  return true;
 }
 
 void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t n) {

@@ -107,14 +107,19 @@ private:
   /// After a read was parsed: notes the peer's sign of life, sends the batch's replies and arms
   /// the next read.
   void end_read(ReadBatch& batch);
+  /// Sends the queue: directly on the non-blocking socket while the connection is open, plain
+  /// TCP and not paused for its queue, and the kernel takes it all; asynchronously otherwise.
   void flush();
   /// With wmutex_ held and the queue not empty: moves the queue to wsending_ and marks a write
-  /// as started (flush() and send_piece() then send it their own way).
+  /// as started (flush() and send_piece() then send it).
   void take_queue_for_sending();
   /// Sends the queue now, in a read batch of a connection its loop serves alone (see
   /// reply_piece in tcp_connection.cpp); a remainder the kernel does not take is written
   /// asynchronously.
   void send_piece();
+  /// Sends wsending_ (just taken) with write_some; true when all of it went. Otherwise the rest
+  /// is written asynchronously (or the error reported through on_written) and false.
+  bool send_taken();
   /// On a worker running this connection's task, under wmutex_, with no flush scheduled and no
   /// write in flight: sends the queue on the non-blocking socket. True when all of it went; else
   /// the rest stays queued, flush_active_ is set and the caller posts a flush.
