@@ -817,7 +817,11 @@ void TcpConnection::sent_whole(ThreadCounters& counters, std::vector<char>& buff
   queued_.fetch_sub(n, std::memory_order_relaxed);
   if (queued_.load(std::memory_order_relaxed) <= opts_.resume_reading_at)
     full_reported_.store(false);
-  loop_.give_write_buffer(buffer);
+  // A burst's big buffer is freed, not cached for the loop's next (maybe small) writer.
+  if (buffer.capacity() > keep_write_capacity)
+    std::vector<char>().swap(buffer);
+  else
+    loop_.give_write_buffer(buffer);
 }
 
 void TcpConnection::on_send_queue_full() {
@@ -932,7 +936,8 @@ void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t 
   }
   flush();
   // Nothing more to send: an idle connection holds no write buffer either (it goes back to the
-  // loop for the next writer; a busy connection keeps recycling its pair).
+  // loop for the next writer; a connection whose writes complete asynchronously keeps recycling
+  // its pair).
   if (!writing_) loop_.give_write_buffer(wsending_);
   if (state_ == State::closing && !writing_) finish_close();
 }
@@ -964,8 +969,8 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
   open_.store(false, std::memory_order_release);
   close_requested_.store(true);
   // Output to wait for: a write in flight or bytes queued. A flush that is only scheduled with
-  // nothing queued is not (a reply sent directly by send_piece can leave one behind), and waiting
-  // on it would wait for an on_written that never comes.
+  // nothing queued is not (a direct send, by the loop or a worker, can leave one behind), and
+  // waiting on it would wait for an on_written that never comes.
   bool has_output = writing_;
   {
     std::lock_guard lock(wmutex_);

@@ -201,7 +201,8 @@ private:
 
   // Shared with writers, timers and workers on other threads.
   bool accepting_ = true; // guarded by wmutex_
-  // Guarded by wmutex_: a flush is posted or deferred, or a write is in flight.
+  // Guarded by wmutex_: a flush is posted or deferred, or the loop is sending (directly in flush()
+  // or asynchronously): while set, a worker does not send itself.
   bool flush_active_ = false;
   // Guarded by wmutex_: the last flush's size in KiB (at most 128), which an empty queue reserves.
   std::uint8_t last_flush_kib_ = 0;
