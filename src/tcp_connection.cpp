@@ -76,8 +76,7 @@ TcpConnection::TcpConnection(std::shared_ptr<Core> core, Loop& loop, Socket sock
                              Endpoint local, Endpoint remote)
     : Connection(id, core->role, std::move(local), std::move(remote), core->codec),
       core_(std::move(core)), loop_(loop),
-      tls_(core_->tls ? std::make_unique<TlsStream>(std::move(socket), *core_->tls->context)
-                      : nullptr),
+      tls_(core_->tls ? std::make_unique<Tls>(std::move(socket), *core_->tls->context) : nullptr),
       socket_(std::move(socket)), opts_(core_->conn_opts) {
   boost::system::error_code ec;
   sock().non_blocking(true, ec);
@@ -89,9 +88,9 @@ TcpConnection::TcpConnection(std::shared_ptr<Core> core, Loop& loop, Socket sock
       // SNI (not for IP literals, which SNI does not allow) and the hostname check.
       boost::system::error_code not_ip;
       asio::ip::make_address(t.server_name, not_ip);
-      if (not_ip) SSL_set_tlsext_host_name(tls_->native_handle(), t.server_name.c_str());
+      if (not_ip) SSL_set_tlsext_host_name(tls_->stream.native_handle(), t.server_name.c_str());
       if (t.options.verify_peer)
-        tls_->set_verify_callback(asio::ssl::host_name_verification(t.server_name));
+        tls_->stream.set_verify_callback(asio::ssl::host_name_verification(t.server_name));
     }
   }
 }
@@ -135,7 +134,7 @@ void TcpConnection::start(std::function<void(bool)> started) {
 void TcpConnection::start_handshake() {
   // The deadline is a per-loop timer: a peer that connects and never finishes is closed.
   std::weak_ptr<Connection> weak = weak_from_this();
-  handshake_timer_ = loop_.timers().add(
+  tls_->handshake_timer = loop_.timers().add(
       Clock::now() + core_->tls->options.handshake_timeout, Duration::zero(), [weak](TimePoint) {
         auto s = std::static_pointer_cast<TcpConnection>(weak.lock());
         if (!s || s->handshake_done_ || s->state_ == State::closed) return;
@@ -143,13 +142,13 @@ void TcpConnection::start_handshake() {
                 fmt::format("TLS handshake not finished within {} ms",
                             s->core_->tls->options.handshake_timeout.count()));
       });
-  tls_->async_handshake(core_->tls->server ? asio::ssl::stream_base::server
-                                           : asio::ssl::stream_base::client,
-                        [s = self()](const boost::system::error_code& ec) { s->on_handshake(ec); });
+  tls_->stream.async_handshake(
+      core_->tls->server ? asio::ssl::stream_base::server : asio::ssl::stream_base::client,
+      [s = self()](const boost::system::error_code& ec) { s->on_handshake(ec); });
 }
 
 void TcpConnection::on_handshake(const boost::system::error_code& ec) {
-  loop_.timers().cancel(handshake_timer_);
+  loop_.timers().cancel(tls_->handshake_timer);
   if (state_ == State::closed) return;
   if (ec) {
     fail(make_error_code(errc::tls_handshake_failed),
@@ -157,15 +156,16 @@ void TcpConnection::on_handshake(const boost::system::error_code& ec) {
     return;
   }
   handshake_done_ = true;
-  tls_buf_ = std::make_unique_for_overwrite<char[]>(tls_read_size);
+  tls_->buf = std::make_unique_for_overwrite<char[]>(tls_read_size);
   {
     const unsigned char* p = nullptr;
     unsigned int n = 0;
-    SSL_get0_alpn_selected(tls_->native_handle(), &p, &n);
+    SSL_get0_alpn_selected(tls_->stream.native_handle(), &p, &n);
     std::lock_guard lock(wmutex_);
-    if (n) alpn_ = std::make_unique<const std::string>(reinterpret_cast<const char*>(p), n);
+    tls_->alpn.assign(reinterpret_cast<const char*>(p), n);
   }
-  logger()->debug("{}: TLS established ({}{})", name(), SSL_get_version(tls_->native_handle()),
+  logger()->debug("{}: TLS established ({}{})", name(),
+                  SSL_get_version(tls_->stream.native_handle()),
                   alpn().empty() ? std::string() : ", ALPN " + alpn());
   flush(); // writes made before the handshake finished
   if (state_ == State::starting) open_connection();
@@ -283,7 +283,7 @@ bool TcpConnection::cancel_timer(TimerId id) { return loop_.timers().cancel(id);
 
 std::string TcpConnection::alpn() const {
   std::lock_guard lock(wmutex_);
-  return alpn_ ? *alpn_ : std::string();
+  return tls_ ? tls_->alpn : std::string();
 }
 
 TimerId TcpConnection::add_timer(TimePoint due, Duration interval, TimerCallback fn) {
@@ -300,25 +300,28 @@ TimerId TcpConnection::add_timer(TimePoint due, Duration interval, TimerCallback
     loop_.timers().cancel(id);
     return 0;
   }
-  if (timer_ids_.size() >= prune_timer_ids_at_) {
+  if (!timer_ids_) timer_ids_ = std::make_unique<TimerIds>();
+  auto& t = *timer_ids_;
+  if (t.ids.size() >= t.prune_at) {
     // Forget ids of timers that already ran; the threshold doubles with what stays, so a
     // connection holding many pending timers pays amortised O(1) per add, not a scan each time.
-    std::erase_if(timer_ids_, [this](TimerId t) { return !loop_.timers().pending(t); });
-    prune_timer_ids_at_ = std::max<std::size_t>(64, 2 * timer_ids_.size());
+    std::erase_if(t.ids, [this](TimerId x) { return !loop_.timers().pending(x); });
+    t.prune_at = std::max<std::size_t>(64, 2 * t.ids.size());
   }
-  timer_ids_.push_back(id);
+  t.ids.push_back(id);
   return id;
 }
 
 void TcpConnection::cancel_all_timers() {
   timers_enabled_.store(false);
-  std::vector<TimerId> ids;
+  std::unique_ptr<TimerIds> ids;
   {
     std::lock_guard lock(wmutex_);
     ids.swap(timer_ids_);
   }
-  for (TimerId id : ids)
-    loop_.timers().cancel(id);
+  if (ids)
+    for (TimerId id : ids->ids)
+      loop_.timers().cancel(id);
 }
 
 void TcpConnection::heartbeat_check(TimePoint now) {
@@ -391,10 +394,10 @@ void TcpConnection::begin_read() {
   reading_ = true;
   if (tls_) {
     // OpenSSL keeps its own buffers, so TLS reads go through a per-connection buffer.
-    tls_->async_read_some(asio::buffer(tls_buf_.get(), tls_read_size),
-                          [s = self()](const boost::system::error_code& ec, std::size_t n) {
-                            s->on_tls_read(ec, n);
-                          });
+    tls_->stream.async_read_some(asio::buffer(tls_->buf.get(), tls_read_size),
+                                 [s = self()](const boost::system::error_code& ec, std::size_t n) {
+                                   s->on_tls_read(ec, n);
+                                 });
     return;
   }
   socket_.async_wait(asio::socket_base::wait_read,
@@ -532,9 +535,9 @@ void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t
   loop_.note_reader(this); // TLS replies never go out in pieces, but the loop is not alone
   ReadBatch batch(*this);
   if (rbeg_ == rend_) {
-    const std::size_t used = parse(tls_buf_.get(), n);
+    const std::size_t used = parse(tls_->buf.get(), n);
     if (state_ != State::open) return;
-    if (used < n) keep_leftover(tls_buf_.get() + used, n - used);
+    if (used < n) keep_leftover(tls_->buf.get() + used, n - used);
   } else {
     make_read_room();
     if (rcap_ - rend_ < n) { // room for all n bytes
@@ -546,7 +549,7 @@ void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t
       rbeg_ = 0;
       rend_ = len;
     }
-    std::memcpy(rbuf_.get() + rend_, tls_buf_.get(), n);
+    std::memcpy(rbuf_.get() + rend_, tls_->buf.get(), n);
     rend_ += n;
     const std::size_t used = parse(rbuf_.get() + rbeg_, rend_ - rbeg_);
     if (state_ != State::open) return;
@@ -583,8 +586,9 @@ void TcpConnection::on_peer_eof() {
   }
   // ... but not forever: a blocked handler must not keep the connection and its descriptor. No
   // heartbeat would catch it (reading has stopped), so the wait gets close_timeout of its own.
-  close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), opts_.close_timeout);
-  close_timer_->async_wait([s = self()](const boost::system::error_code& ec) {
+  asio::steady_timer& timer = closing().timer;
+  timer.expires_after(opts_.close_timeout);
+  timer.async_wait([s = self()](const boost::system::error_code& ec) {
     if (ec || s->state_ != State::open) return;
     s->report_error(make_error_code(errc::close_timeout),
                     fmt::format("the peer closed its side; {} handler task(s) still unfinished "
@@ -878,7 +882,7 @@ void TcpConnection::start_write(std::size_t sent) {
   };
   const auto rest = asio::buffer(wsending_) + sent;
   if (tls_)
-    asio::async_write(*tls_, rest, std::move(done));
+    asio::async_write(tls_->stream, rest, std::move(done));
   else
     asio::async_write(socket_, rest, std::move(done));
 }
@@ -965,7 +969,6 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
   if (state_ == State::closing && mode == CloseMode::graceful) return;
   if (mode == CloseMode::abort) abort_close_ = true;
   set_close_reason(reason);
-  if (close_deadline_ == TimePoint{}) close_deadline_ = Clock::now() + opts_.close_timeout;
   open_.store(false, std::memory_order_release);
   close_requested_.store(true);
   // Output to wait for: a write in flight or bytes queued. A flush that is only scheduled with
@@ -977,10 +980,17 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
     accepting_ = false;
     has_output = has_output || !wpending_.empty();
   }
+  if (mode == CloseMode::graceful) {
+    // close_timeout bounds the whole graceful close: the sending, then the TLS close_notify
+    // exchange and the linger.
+    Closing& c = closing();
+    if (c.deadline == TimePoint{}) c.deadline = Clock::now() + opts_.close_timeout;
+  }
   if (mode == CloseMode::graceful && has_output && handshake_done_) {
     state_ = State::closing;
-    close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), close_deadline_);
-    close_timer_->async_wait([s = self()](const boost::system::error_code& ec) {
+    Closing& c = *closing_;
+    c.timer.expires_at(c.deadline);
+    c.timer.async_wait([s = self()](const boost::system::error_code& ec) {
       // Past the sending (a handler already queued when the last write finished, which a
       // cancel cannot stop): the close_notify exchange or the linger keep the deadline.
       if (ec || s->state_ != State::closing || s->tls_shutdown_started_ || s->lingering_) return;
@@ -996,13 +1006,18 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
   finish_close();
 }
 
+TcpConnection::Closing& TcpConnection::closing() {
+  if (!closing_) closing_ = std::make_unique<Closing>(loop_.context());
+  return *closing_;
+}
+
 void TcpConnection::finish_close() {
   if (state_ == State::closed) return;
   if (tls_ && handshake_done_ && !abort_close_ && !writing_ && !tls_shutdown_started_) {
     // Send close_notify, but never wait for the peer's answer longer than shutdown_timeout.
     tls_shutdown_started_ = true;
     state_ = State::closing;
-    if (close_timer_) close_timer_->cancel();
+    if (closing_) closing_->timer.cancel();
     boost::system::error_code ignored;
     sock().cancel(ignored); // the pending read: the stream allows one read and one write at once
     std::weak_ptr<Connection> weak = weak_from_this();
@@ -1010,12 +1025,12 @@ void TcpConnection::finish_close() {
     // socket's close: close_notify does not tell that the peer has read what came before it.
     // The wait ends by the close's deadline at the latest (close_timeout bounds the whole close).
     TimePoint until = Clock::now() + core_->tls->options.shutdown_timeout;
-    if (close_deadline_ != TimePoint{}) until = std::min(until, close_deadline_);
+    if (closing_ && closing_->deadline != TimePoint{}) until = std::min(until, closing_->deadline);
     loop_.timers().add(until, Duration::zero(), [weak](TimePoint) {
       auto s = std::static_pointer_cast<TcpConnection>(weak.lock());
       if (s && !s->lingering_) s->finish_close();
     });
-    tls_->async_shutdown([s = self()](const boost::system::error_code&) {
+    tls_->stream.async_shutdown([s = self()](const boost::system::error_code&) {
       if (!s->lingering_) s->finish_close();
     });
     return;
@@ -1038,7 +1053,7 @@ void TcpConnection::finish_close() {
     loop_.give_write_buffer(wpending_);
     wpending_frames_ = 0;
   }
-  if (close_timer_) close_timer_->cancel();
+  if (closing_) closing_->timer.cancel();
   if (member_pos_ != static_cast<std::size_t>(-1)) {
     if (TcpConnection* moved = loop_.remove_member(member_pos_)) moved->set_member_pos(member_pos_);
     member_pos_ = static_cast<std::size_t>(-1);
@@ -1053,7 +1068,7 @@ void TcpConnection::finish_close() {
   boost::system::error_code ignored;
   sock().shutdown(asio::socket_base::shutdown_both, ignored);
   sock().close(ignored);
-  rbuf_.reset(); // (tls_buf_ stays until the destructor: a completed TLS read may still write it)
+  rbuf_.reset(); // (tls_->buf stays until the destructor: a completed TLS read may still write it)
   rcap_ = rbeg_ = rend_ = 0;
   logger()->debug("{}: closed ({})", name(), close_reason().message());
   if (started_) { // closed before on_connect answered (e.g. a failed TLS handshake)
@@ -1100,13 +1115,14 @@ void TcpConnection::start_linger() {
     return;
   }
   const TimePoint now = Clock::now();
+  Closing& c = closing();
   // close_timeout bounds the whole graceful close: sending what was queued, then this.
-  if (close_deadline_ == TimePoint{}) close_deadline_ = now + opts_.close_timeout;
-  last_linger_in_ = now;
+  if (c.deadline == TimePoint{}) c.deadline = now + opts_.close_timeout;
+  c.last_linger_in = now;
   sock().async_wait(asio::socket_base::wait_read,
                     [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });
-  close_timer_ = std::make_unique<asio::steady_timer>(loop_.context(), linger_tick_period);
-  close_timer_->async_wait([s = self()](const boost::system::error_code& e) {
+  c.timer.expires_after(linger_tick_period); // cancels the send phase's wait, if any
+  c.timer.async_wait([s = self()](const boost::system::error_code& e) {
     if (!e) s->linger_tick();
   });
 }
@@ -1132,7 +1148,7 @@ bool TcpConnection::linger_drain() {
       finish_close();
       return false;
     }
-    last_linger_in_ = Clock::now();
+    closing_->last_linger_in = Clock::now();
     if (n < scratch.size()) return true;
   }
   return true;
@@ -1153,11 +1169,12 @@ void TcpConnection::linger_tick() {
   // Silence ends the wait only once the peer has acknowledged everything, FIN included: a closed
   // socket that receives data is reset, and the kernel throws away what it had not sent yet (a
   // peer that stopped reading and sending for a while, then sends again, would lose replies).
-  if (now - last_linger_in_ >= linger_idle && unacknowledged_bytes() == 0) {
+  Closing& c = *closing_;
+  if (now - c.last_linger_in >= linger_idle && unacknowledged_bytes() == 0) {
     finish_close(); // closes the socket, which cancels the pending wait
     return;
   }
-  if (now >= close_deadline_) {
+  if (now >= c.deadline) {
     if (const std::size_t n = unacknowledged_bytes(); n > 0)
       report_error(make_error_code(errc::close_timeout),
                    fmt::format("close: {} bytes sent but not acknowledged by the peer within the "
@@ -1167,8 +1184,8 @@ void TcpConnection::linger_tick() {
     finish_close();
     return;
   }
-  close_timer_->expires_after(linger_tick_period);
-  close_timer_->async_wait([s = self()](const boost::system::error_code& e) {
+  c.timer.expires_after(linger_tick_period);
+  c.timer.async_wait([s = self()](const boost::system::error_code& e) {
     if (!e) s->linger_tick();
   });
 }

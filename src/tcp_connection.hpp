@@ -67,8 +67,31 @@ private:
   }
 
   using TlsStream = asio::ssl::stream<Socket>;
+  /// What only a TLS connection has, allocated with it: idle plain connections pay one pointer.
+  struct Tls {
+    Tls(Socket&& socket, asio::ssl::context& context) : stream(std::move(socket), context) {}
+    TlsStream stream;
+    std::unique_ptr<char[]> buf; // decrypted reads, from the handshake to the destructor
+    TimerId handshake_timer = 0;
+    std::string alpn; // guarded by wmutex_: set once, after the handshake
+  };
+  /// What only a closing connection (or one whose peer sent EOF) uses, allocated when first
+  /// needed (loop thread only).
+  struct Closing {
+    explicit Closing(asio::io_context& context) : timer(context) {}
+    asio::steady_timer timer;   // the close's (or the peer-EOF wait's) deadline, the linger's tick
+    TimePoint deadline{};       // a graceful close gives up at this (set when it starts)
+    TimePoint last_linger_in{}; // last bytes discarded while lingering
+  };
+  /// Ids of this connection's timers, allocated by its first timer (guarded by wmutex_).
+  struct TimerIds {
+    std::vector<TimerId> ids;
+    std::size_t prune_at = 64;
+  };
   /// The TCP socket, under TLS or not.
-  Socket& sock() noexcept { return tls_ ? tls_->next_layer() : socket_; }
+  Socket& sock() noexcept { return tls_ ? tls_->stream.next_layer() : socket_; }
+  /// The close's state, created on first use (loop thread).
+  Closing& closing();
 
   // Loop thread only.
   void start_handshake();
@@ -163,8 +186,8 @@ private:
   Loop& loop_;
   // The transport: a TLS stream that owns the socket, or the plain socket. Only the handshake,
   // reading, writing and shutdown differ; everything else is one code path.
-  std::unique_ptr<TlsStream> tls_; // declared before socket_: built from the socket first
-  Socket socket_;                  // the plain socket (empty under TLS)
+  std::unique_ptr<Tls> tls_; // declared before socket_: built from the socket first
+  Socket socket_;            // the plain socket (empty under TLS)
   const ConnectionOptions& opts_;
 
   // Loop thread only.
@@ -174,15 +197,11 @@ private:
   std::size_t rbeg_ = 0; // rbuf_[rbeg_, rend_) is unparsed
   std::size_t rend_ = 0;
   std::vector<char> wsending_; // bytes handed to the kernel by the current write
-  std::unique_ptr<asio::steady_timer> close_timer_;
+  std::unique_ptr<Closing> closing_;
   std::size_t member_pos_ = static_cast<std::size_t>(-1); // in loop_.members(), while listed
   TimePoint last_in_{};                                   // last complete frame from the peer
   TimePoint last_out_{};                                  // last bytes handed to the kernel
   std::uint64_t unknown_frames_ = 0;
-  TimerId handshake_timer_ = 0;
-  std::unique_ptr<char[]> tls_buf_; // TLS only, from the handshake to the close
-  TimePoint close_deadline_{};      // a graceful close gives up at this (set when it starts)
-  TimePoint last_linger_in_{};      // last bytes discarded while lingering
   // The flags are packed together: tens of thousands of idle connections pay for every byte.
   State state_ = State::starting;
   bool reading_ = false; // an async wait for readability is pending
@@ -214,14 +233,12 @@ private:
   std::atomic<bool> paused_for_tasks_{false};
   std::atomic<bool> resume_posted_{false};
   std::atomic<bool> close_after_tasks_{false}; // the peer sent EOF: close once tasks have run
-  mutable std::mutex wmutex_;                  // the write queue, the timer ids and alpn_
+  mutable std::mutex wmutex_;                  // the write queue, the timer ids and tls_->alpn
   std::vector<char> wpending_;                 // guarded by wmutex_
   std::atomic<std::size_t> queued_{0};
   std::atomic<std::size_t> pending_{0}; // tasks on the worker pool
   // Timers of this connection, cancelled when it closes.
-  std::vector<TimerId> timer_ids_;          // guarded by wmutex_
-  std::size_t prune_timer_ids_at_ = 64;     // guarded by wmutex_
-  std::unique_ptr<const std::string> alpn_; // guarded by wmutex_: set once, after a TLS handshake
+  std::unique_ptr<TimerIds> timer_ids_; // guarded by wmutex_
 
   // Frame counts for the metrics (32 bits: bounded by send_high_water). wpending_frames_:
   // write_encoded() calls whose bytes are in wpending_ (guarded by wmutex_); wsending_frames_:
