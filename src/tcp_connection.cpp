@@ -30,6 +30,11 @@ constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
 std::uint8_t reserve_kib(std::size_t sent) {
   return static_cast<std::uint8_t>((std::min(sent, keep_write_capacity) + 1023) >> 10);
 }
+// After a send: a burst's big buffer is freed, not kept for the next (maybe small) write, by the
+// connection or by its loop's spares.
+void free_if_over_keep(std::vector<char>& buffer) {
+  if (buffer.capacity() > keep_write_capacity) std::vector<char>().swap(buffer);
+}
 // A read batch's replies normally go out in one send when the batch ends: with many connections
 // on a loop that saves system calls. When the loop seems to be serving one connection alone (its
 // previous read wake-up, plain or TLS, was this connection's), the queue is sent each time at
@@ -821,11 +826,8 @@ void TcpConnection::sent_whole(ThreadCounters& counters, std::vector<char>& buff
   queued_.fetch_sub(n, std::memory_order_relaxed);
   if (queued_.load(std::memory_order_relaxed) <= opts_.resume_reading_at)
     full_reported_.store(false);
-  // A burst's big buffer is freed, not cached for the loop's next (maybe small) writer.
-  if (buffer.capacity() > keep_write_capacity)
-    std::vector<char>().swap(buffer);
-  else
-    loop_.give_write_buffer(buffer);
+  free_if_over_keep(buffer);
+  loop_.give_write_buffer(buffer); // (none left if it was freed)
 }
 
 void TcpConnection::on_send_queue_full() {
@@ -859,8 +861,7 @@ void TcpConnection::flush() {
       }
       take_queue_for_sending();
     }
-    // A close waits for on_written, and only on_written resumes a read paused for the queue.
-    if (tls_ || state_ != State::open || paused_for_send_ || round == 4) {
+    if (!may_send_directly() || round == 4) {
       start_write(0);
       return;
     }
@@ -892,7 +893,7 @@ void TcpConnection::send_piece() {
   // queued after this goes out with the next piece or when the batch ends (its flush was
   // deferred or posted by the write that set flush_active_, which stays set until that flush
   // finds the queue empty).
-  if (tls_ || writing_ || !handshake_done_ || state_ != State::open || paused_for_send_) return;
+  if (writing_ || !handshake_done_ || !may_send_directly()) return;
   {
     std::lock_guard lock(wmutex_);
     if (wpending_.empty()) return;
@@ -925,7 +926,7 @@ void TcpConnection::on_written(const boost::system::error_code& ec, std::size_t 
   if (!ec) bump(loop_.counters().frames_out, wsending_frames_);
   queued_.fetch_sub(wsending_.size(), std::memory_order_relaxed);
   wsending_.clear();
-  if (wsending_.capacity() > keep_write_capacity) std::vector<char>().swap(wsending_);
+  free_if_over_keep(wsending_);
   if (state_ == State::closed) return;
   if (ec) {
     fail(ec, "write: " + ec.message());
@@ -1170,12 +1171,15 @@ void TcpConnection::linger_tick() {
   // socket that receives data is reset, and the kernel throws away what it had not sent yet (a
   // peer that stopped reading and sending for a while, then sends again, would lose replies).
   Closing& c = *closing_;
-  if (now - c.last_linger_in >= linger_idle && unacknowledged_bytes() == 0) {
+  const bool quiet = now - c.last_linger_in >= linger_idle;
+  const bool past_deadline = now >= c.deadline;
+  const std::size_t n = quiet || past_deadline ? unacknowledged_bytes() : 0; // one ioctl a tick
+  if (quiet && n == 0) {
     finish_close(); // closes the socket, which cancels the pending wait
     return;
   }
-  if (now >= c.deadline) {
-    if (const std::size_t n = unacknowledged_bytes(); n > 0)
+  if (past_deadline) {
+    if (n > 0)
       report_error(make_error_code(errc::close_timeout),
                    fmt::format("close: {} bytes sent but not acknowledged by the peer within the "
                                "close timeout; closing anyway (the peer may not get them)",

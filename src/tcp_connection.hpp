@@ -133,6 +133,12 @@ private:
   /// Sends the queue: directly on the non-blocking socket while the connection is open, plain
   /// TCP and not paused for its queue, and the kernel takes it all; asynchronously otherwise.
   void flush();
+  /// Whether the loop may send with a direct write_some (else an asynchronous write): plain TCP,
+  /// open, and not paused for the queue. A close waits for on_written, and only on_written
+  /// resumes a read paused for the queue.
+  bool may_send_directly() const noexcept {
+    return !tls_ && state_ == State::open && !paused_for_send_;
+  }
   /// With wmutex_ held and the queue not empty: moves the queue to wsending_ and marks a write
   /// as started (flush() and send_piece() then send it).
   void take_queue_for_sending();
@@ -149,7 +155,8 @@ private:
   bool send_from_worker_locked();
   /// After `buffer` (wsending_, or wpending_ under wmutex_) was sent whole: counts its bytes and
   /// `frames` in `counters`, takes them off queued_, ends a send_queue_full episode once below
-  /// resume_reading_at, and gives the buffer back to the loop.
+  /// resume_reading_at, and gives the buffer back to the loop's spares (or frees it if it is
+  /// over keep_write_capacity).
   void sent_whole(ThreadCounters& counters, std::vector<char>& buffer, std::uint32_t frames);
   /// Writes wsending_ from byte `sent` on asynchronously; on_written gets the whole count.
   void start_write(std::size_t sent);

@@ -292,10 +292,6 @@ TEST(Tls, StopDeliversPendingWritesOverTls) {
   EXPECT_EQ(wrong, 0);
 }
 
-} // namespace
-
-namespace {
-
 TEST(Tls, AClientSilentForOverASecondThatSendsAgainStillGetsEveryReply) {
   // The TLS twin of LingeringClose in stress_test.cpp: the server queues replies and closes; the
   // client reads nothing (its handler is busy) past the close_notify wait, then sends again. The
