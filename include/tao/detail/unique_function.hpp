@@ -1,7 +1,7 @@
 // A move-only std::function (C++23's move_only_function is not in C++20), for tasks that own
-// messages and connections. Callables up to 48 bytes are stored inline, so the common task (a
-// connection pointer and a small message) costs no allocation, and so no cross-thread free when
-// a worker runs what a loop submitted.
+// messages and connections. Callables up to InlineSize bytes (48 by default) are stored inline,
+// so the common task (a connection pointer and a small message) costs no allocation, and so no
+// cross-thread free when a worker runs what a loop submitted.
 #pragma once
 
 #include <cstddef>
@@ -12,10 +12,11 @@
 
 namespace tao::detail {
 
-template <class Sig> class UniqueFunction;
+template <class Sig, std::size_t InlineSize = 48> class UniqueFunction;
 
-template <class R, class... Args> class UniqueFunction<R(Args...)> {
-  static constexpr std::size_t inline_size = 48;
+template <class R, class... Args, std::size_t InlineSize>
+class UniqueFunction<R(Args...), InlineSize> {
+  static constexpr std::size_t inline_size = InlineSize;
 
 public:
   UniqueFunction() noexcept = default;
