@@ -723,8 +723,8 @@ void TcpConnection::submit_task(Task task) {
     t = nullptr;
     s->task_done();
   };
-  static_assert(sizeof(run) <= 96,
-                "stored inline in a WorkerPool::Task: no allocation per message");
+  static_assert(WorkerPool::Task::stores_inline<decltype(run)>(),
+                "a message's task is stored inline in the pool's Task: no allocation per message");
   // Only the read path submits messages, on the loop: the worker is woken once per read batch.
   assert(loop_.in_this_thread());
   auto ec = loop_.submit_to(*core_->workers, id(), std::move(run));
@@ -983,9 +983,10 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
     accepting_ = false;
     has_output = has_output || !wpending_.empty();
   }
-  if (mode == CloseMode::graceful) {
-    // close_timeout bounds the whole graceful close: the sending, then the TLS close_notify
-    // exchange and the linger.
+  // close_timeout bounds the whole graceful close: the sending, then the TLS close_notify exchange
+  // and the linger. A close with none of them (the peer closed first and nothing is queued, or a
+  // TLS handshake never finished) allocates nothing for it.
+  if (mode == CloseMode::graceful && handshake_done_ && (has_output || tls_ || !peer_eof_)) {
     Closing& c = closing();
     if (c.deadline == TimePoint{}) c.deadline = Clock::now() + opts_.close_timeout;
   }

@@ -75,8 +75,8 @@ private:
     TimerId handshake_timer = 0;
     std::string alpn; // guarded by wmutex_: set once, after the handshake
   };
-  /// What only a closing connection (or one whose peer sent EOF) uses, allocated when first
-  /// needed (loop thread only).
+  /// What only a closing connection uses, or one waiting for its tasks after the peer's EOF:
+  /// allocated when a graceful close has something to wait for (loop thread only).
   struct Closing {
     explicit Closing(asio::io_context& context) : timer(context) {}
     asio::steady_timer timer;   // the close's (or the peer-EOF wait's) deadline, the linger's tick

@@ -32,9 +32,10 @@ struct WorkerPoolOptions {
 /// thread except one of its workers.
 class WorkerPool {
 public:
-  /// A task: any move-only callable taking nothing. Up to 96 bytes are stored inline: a
-  /// connection's message task (a handler's task and its connection) is submitted without an
-  /// allocation, and the worker frees none of the loop's memory.
+  /// A task: any move-only callable taking nothing. Up to 96 bytes are stored inline, so a
+  /// connection's message task (the handler's task and the connection) is submitted without an
+  /// allocation of its own, and the worker has none of the loop's to free for it (a decoded
+  /// message too big for the handler's task's 48 inline bytes still is).
   using Task = detail::UniqueFunction<void(), 96>;
 
   /// Starts the threads.
