@@ -160,6 +160,7 @@ Client::Client(ClientOptions options)
   core_->codec = o.codec ? o.codec : std::make_shared<const TlvCodec>(o.max_payload);
   if (o.tls) core_->tls = detail::make_tls_config(*o.tls, false, o.host);
   if (!o.log_level.empty()) set_log_level(o.log_level);
+  detail::raise_malloc_trim_threshold(o.malloc_trim_threshold);
   if (o.metrics.http) {
     // The endpoint is owned by (and stopped before) the ClientCore it reads.
     core_->http = std::make_unique<detail::MetricsHttpServer>(

@@ -1,5 +1,14 @@
 #include "core.hpp"
 
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <boost/asio/post.hpp>
 
 #include <tao/log.hpp>
@@ -26,6 +35,25 @@ Core::Core(CoreConfig cfg)
 }
 
 Core::~Core() = default;
+
+void raise_malloc_trim_threshold(std::size_t bytes) {
+#if defined(__GLIBC__)
+  if (bytes == 0) return;
+  static std::once_flag once;
+  std::call_once(once, [bytes] {
+    // A threshold set in the environment is the user's choice.
+    const char* tunables = std::getenv("GLIBC_TUNABLES");
+    if ((tunables && std::strstr(tunables, "malloc.trim_threshold")) ||
+        std::getenv("MALLOC_TRIM_THRESHOLD_"))
+      return;
+    const int value = static_cast<int>(std::min<std::size_t>(bytes, INT_MAX));
+    if (mallopt(M_TRIM_THRESHOLD, value) != 1)
+      logger()->warn("mallopt(M_TRIM_THRESHOLD, {}) failed; glibc's default stays", value);
+  });
+#else
+  (void)bytes;
+#endif
+}
 
 void Core::start_threads() {
   dispatch->frozen = true;

@@ -92,4 +92,7 @@ private:
   bool threads_stopped_ = false;
 };
 
+/// ServerOptions::malloc_trim_threshold: applied once per process (glibc only).
+void raise_malloc_trim_threshold(std::size_t bytes);
+
 } // namespace tao::detail

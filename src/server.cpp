@@ -172,6 +172,7 @@ Server::Server(ServerOptions options)
   if (o.connection.resume_reading_at > o.connection.pause_reading_at)
     throw std::invalid_argument("tao::Server: resume_reading_at must be <= pause_reading_at");
   if (!o.log_level.empty()) set_log_level(o.log_level);
+  detail::raise_malloc_trim_threshold(o.malloc_trim_threshold);
 }
 
 Server::~Server() {
