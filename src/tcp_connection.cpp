@@ -723,8 +723,6 @@ void TcpConnection::submit_task(Task task) {
     t = nullptr;
     s->task_done();
   };
-  static_assert(WorkerPool::Task::stores_inline<decltype(run)>(),
-                "a message's task is stored inline in the pool's Task: no allocation per message");
   // Only the read path submits messages, on the loop: the worker is woken once per read batch.
   assert(loop_.in_this_thread());
   auto ec = loop_.submit_to(*core_->workers, id(), std::move(run));

@@ -1,10 +1,7 @@
-#include <array>
 #include <atomic>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <set>
-#include <type_traits>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -104,33 +101,6 @@ TEST(WorkerPool, ATaskThatThrowsDoesNotKillItsWorker) {
   pool.submit(0, [&] { ++ran; });
   pool.stop();
   EXPECT_EQ(ran, 1);
-}
-
-TEST(WorkerPool, TasksOfUpTo96BytesAreStoredInlineAndReleasedAfterTheyRun) {
-  // A connection's message task (the connection and the handler's task, 96 bytes) is stored in
-  // the pool's Task without an allocation; what it captures is released once it has run.
-  struct MessageTask {
-    std::shared_ptr<int> owner;
-    std::array<char, 72> message;
-    std::atomic<int>* ran;
-    void operator()() { ran->fetch_add(message[0]); }
-  };
-  static_assert(sizeof(MessageTask) == 96);
-  static_assert(tao::WorkerPool::Task::stores_inline<MessageTask>());
-  // A task function of another size is not silently wrapped (an empty one would look non-empty).
-  static_assert(
-      !std::is_constructible_v<tao::WorkerPool::Task, tao::detail::UniqueFunction<void()>>);
-  auto owner = std::make_shared<int>(0);
-  std::atomic<int> ran{0};
-  tao::WorkerPool pool({.threads = 1});
-  for (int i = 0; i < 100; ++i) {
-    MessageTask t{owner, {}, &ran};
-    t.message[0] = 1;
-    ASSERT_FALSE(pool.submit(7, std::move(t)));
-  }
-  pool.stop();
-  EXPECT_EQ(ran, 100);
-  EXPECT_EQ(owner.use_count(), 1) << "a task's captures outlived it";
 }
 
 } // namespace

@@ -32,11 +32,8 @@ struct WorkerPoolOptions {
 /// thread except one of its workers.
 class WorkerPool {
 public:
-  /// A task: any move-only callable taking nothing. Up to 96 bytes are stored inline, so a
-  /// connection's message task (the handler's task and the connection) is submitted without an
-  /// allocation of its own, and the worker has none of the loop's to free for it (a decoded
-  /// message too big for the handler's task's 48 inline bytes still is).
-  using Task = detail::UniqueFunction<void(), 96>;
+  /// A task: any move-only callable taking nothing.
+  using Task = detail::UniqueFunction<void()>;
 
   /// Starts the threads.
   explicit WorkerPool(WorkerPoolOptions options = {});

@@ -1,7 +1,7 @@
 // A move-only std::function (C++23's move_only_function is not in C++20), for tasks that own
-// messages and connections. Callables up to InlineSize bytes (48 by default) are stored inline,
-// so the common task (a connection pointer and a small message) costs no allocation, and so no
-// cross-thread free when a worker runs what a loop submitted.
+// messages and connections. Callables up to 48 bytes are stored inline, so the common task (a
+// connection pointer and a small message) costs no allocation, and so no cross-thread free when
+// a worker runs what a loop submitted.
 #pragma once
 
 #include <cstddef>
@@ -12,34 +12,20 @@
 
 namespace tao::detail {
 
-template <class Sig, std::size_t InlineSize = 48> class UniqueFunction;
+template <class Sig> class UniqueFunction;
 
-template <class T> inline constexpr bool is_unique_function = false;
-template <class Sig, std::size_t N>
-inline constexpr bool is_unique_function<UniqueFunction<Sig, N>> = true;
-
-template <class R, class... Args, std::size_t InlineSize>
-class UniqueFunction<R(Args...), InlineSize> {
-  static constexpr std::size_t inline_size = InlineSize;
-  static_assert(InlineSize >= sizeof(void*), "the storage holds a pointer when not inline");
+template <class R, class... Args> class UniqueFunction<R(Args...)> {
+  static constexpr std::size_t inline_size = 48;
 
 public:
-  /// Whether a callable of type T is stored inline (no allocation).
-  template <class T> static constexpr bool stores_inline() {
-    return sizeof(T) <= inline_size && alignof(T) <= alignof(std::max_align_t) &&
-           std::is_nothrow_move_constructible_v<T>;
-  }
-
   UniqueFunction() noexcept = default;
   UniqueFunction(std::nullptr_t) noexcept {} // NOLINT(google-explicit-constructor)
-  // Not from another UniqueFunction (of another size): that would wrap it, and an empty one
-  // would become a non-empty wrapper.
   template <class F>
-  requires(!is_unique_function<std::remove_cvref_t<F>> &&
+  requires(!std::is_same_v<std::remove_cvref_t<F>, UniqueFunction> &&
            std::is_invocable_r_v<R, std::remove_cvref_t<F>&, Args...>)
       UniqueFunction(F&& f) { // NOLINT(google-explicit-constructor)
     using T = std::remove_cvref_t<F>;
-    if constexpr (stores_inline<T>()) {
+    if constexpr (fits_inline<T>()) {
       ::new (static_cast<void*>(storage_)) T(std::forward<F>(f));
       ops_ = &inline_ops<T>;
     } else {
@@ -76,6 +62,11 @@ private:
     void (*move)(void* from, void* to) noexcept; // leaves `from` destroyed
     void (*destroy)(void*) noexcept;
   };
+
+  template <class T> static constexpr bool fits_inline() {
+    return sizeof(T) <= inline_size && alignof(T) <= alignof(std::max_align_t) &&
+           std::is_nothrow_move_constructible_v<T>;
+  }
 
   template <class T>
   static constexpr Ops inline_ops{
