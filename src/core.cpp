@@ -43,12 +43,23 @@ void raise_malloc_trim_threshold(std::size_t bytes) {
   std::call_once(once, [bytes] {
     // A threshold set in the environment is the user's choice.
     const char* tunables = std::getenv("GLIBC_TUNABLES");
-    if ((tunables && std::strstr(tunables, "malloc.trim_threshold")) ||
-        std::getenv("MALLOC_TRIM_THRESHOLD_"))
-      return;
-    const int value = static_cast<int>(std::min<std::size_t>(bytes, INT_MAX));
-    if (mallopt(M_TRIM_THRESHOLD, value) != 1)
-      logger()->warn("mallopt(M_TRIM_THRESHOLD, {}) failed; glibc's default stays", value);
+    const auto in_environment = [tunables](const char* tunable, const char* variable) {
+      return (tunables && std::strstr(tunables, tunable)) || std::getenv(variable);
+    };
+    if (in_environment("malloc.trim_threshold", "MALLOC_TRIM_THRESHOLD_")) return;
+    const std::size_t trim = std::min<std::size_t>(bytes, INT_MAX);
+    bool ok = mallopt(M_TRIM_THRESHOLD, static_cast<int>(trim)) == 1;
+    // Setting the trim threshold also stops glibc from raising its mmap threshold at run time (it
+    // starts at 128 KiB and follows the largest mapped block freed, up to 32 MiB): every block
+    // from 128 KiB up would then be mapped, faulted in and unmapped each time. So it is set too,
+    // to half the trim threshold (glibc's own ratio when it adjusts them), unless the environment
+    // sets it.
+    if (!in_environment("malloc.mmap_threshold", "MALLOC_MMAP_THRESHOLD_")) {
+      const std::size_t mmap = std::clamp<std::size_t>(trim / 2, 128u << 10, 32u << 20);
+      ok = mallopt(M_MMAP_THRESHOLD, static_cast<int>(mmap)) == 1 && ok;
+    }
+    // (A sanitizer's allocator, which replaces glibc's, refuses both: nothing to tune there.)
+    if (!ok) logger()->debug("mallopt refused the malloc thresholds; glibc's defaults stay");
   });
 #else
   (void)bytes;

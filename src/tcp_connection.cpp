@@ -982,8 +982,8 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
     has_output = has_output || !wpending_.empty();
   }
   // close_timeout bounds the whole graceful close: the sending, then the TLS close_notify exchange
-  // and the linger. A close with none of them (the peer closed first and nothing is queued, or a
-  // TLS handshake never finished) allocates nothing for it.
+  // and the linger. A close with none of them (plain TCP whose peer closed first with nothing
+  // queued, or a TLS handshake that never finished) allocates nothing for it.
   if (mode == CloseMode::graceful && handshake_done_ && (has_output || tls_ || !peer_eof_)) {
     Closing& c = closing();
     if (c.deadline == TimePoint{}) c.deadline = Clock::now() + opts_.close_timeout;

@@ -91,14 +91,17 @@ struct ServerOptions {
   std::string log_level{};
   /// Handler timing and the optional HTTP endpoint (GET /metrics, off by default).
   MetricsOptions metrics{};
-  /// glibc only: raises malloc's trim threshold to this many bytes (process-wide, once, by the
-  /// first Server or Client constructed with a non-zero value), so freed memory is kept for reuse
-  /// instead of being returned to the kernel and faulted in again. Handlers on workers need it:
-  /// their messages are allocated on a loop and freed on a worker in batches, and glibc's default
-  /// (128 KiB, adjusted at run time) then trims and regrows a heap for nearly every message
-  /// (measured: 4 KiB messages with one worker, 6x fewer messages/s). Each malloc arena may keep up
-  /// to this much free memory. 0, or a trim threshold set in the environment (GLIBC_TUNABLES's
-  /// glibc.malloc.trim_threshold, MALLOC_TRIM_THRESHOLD_), leaves glibc's settings alone.
+  /// glibc only: raises malloc's trim threshold to this many bytes, and its mmap threshold to half
+  /// of it (at least 128 KiB, at most 32 MiB), so freed memory is kept for reuse instead of being
+  /// returned to the kernel and faulted in again. Process-wide and once: the first Server or
+  /// Client constructed with a non-zero value sets them; later values are ignored. Handlers on
+  /// workers need it: their messages are allocated on a loop and freed on a worker in batches,
+  /// and glibc's default (128 KiB, adjusted at run time) then trims and regrows a heap for nearly
+  /// every message (measured: 4 KiB messages with one worker, up to 6x fewer messages/s). Each
+  /// malloc arena may keep up to this much free memory. To leave glibc's settings alone, give 0 to
+  /// every Server and Client of the process, or set the thresholds in the environment (a trim
+  /// threshold there, GLIBC_TUNABLES's glibc.malloc.trim_threshold or MALLOC_TRIM_THRESHOLD_,
+  /// leaves both alone; an mmap threshold there, its own).
   std::size_t malloc_trim_threshold = 16u << 20;
 };
 
