@@ -167,7 +167,7 @@ void TcpConnection::on_handshake(const boost::system::error_code& ec) {
     unsigned int n = 0;
     SSL_get0_alpn_selected(tls_->stream.native_handle(), &p, &n);
     std::lock_guard lock(wmutex_);
-    tls_->alpn.assign(reinterpret_cast<const char*>(p), n);
+    if (n) tls_->alpn.assign(reinterpret_cast<const char*>(p), n);
   }
   logger()->debug("{}: TLS established ({}{})", name(),
                   SSL_get_version(tls_->stream.native_handle()),
@@ -984,10 +984,8 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
   // close_timeout bounds the whole graceful close: the sending, then the TLS close_notify exchange
   // and the linger. A close with none of them (plain TCP whose peer closed first with nothing
   // queued, or a TLS handshake that never finished) allocates nothing for it.
-  if (mode == CloseMode::graceful && handshake_done_ && (has_output || tls_ || !peer_eof_)) {
-    Closing& c = closing();
-    if (c.deadline == TimePoint{}) c.deadline = Clock::now() + opts_.close_timeout;
-  }
+  if (mode == CloseMode::graceful && handshake_done_ && (has_output || tls_ || !peer_eof_))
+    close_clock(Clock::now());
   if (mode == CloseMode::graceful && has_output && handshake_done_) {
     state_ = State::closing;
     Closing& c = *closing_;
@@ -1011,6 +1009,12 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
 TcpConnection::Closing& TcpConnection::closing() {
   if (!closing_) closing_ = std::make_unique<Closing>(loop_.context());
   return *closing_;
+}
+
+TcpConnection::Closing& TcpConnection::close_clock(TimePoint now) {
+  Closing& c = closing();
+  if (c.deadline == TimePoint{}) c.deadline = now + opts_.close_timeout;
+  return c;
 }
 
 void TcpConnection::finish_close() {
@@ -1117,9 +1121,7 @@ void TcpConnection::start_linger() {
     return;
   }
   const TimePoint now = Clock::now();
-  Closing& c = closing();
-  // close_timeout bounds the whole graceful close: sending what was queued, then this.
-  if (c.deadline == TimePoint{}) c.deadline = now + opts_.close_timeout;
+  Closing& c = close_clock(now); // (started by do_close already, unless it came straight here)
   c.last_linger_in = now;
   sock().async_wait(asio::socket_base::wait_read,
                     [s = self()](const boost::system::error_code& e) { s->on_linger_readable(e); });

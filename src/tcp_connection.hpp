@@ -92,6 +92,9 @@ private:
   Socket& sock() noexcept { return tls_ ? tls_->stream.next_layer() : socket_; }
   /// The close's state, created on first use (loop thread).
   Closing& closing();
+  /// closing(), with close_timeout's clock started at `now` unless it already runs: it bounds the
+  /// whole graceful close (sending what was queued, the TLS close_notify exchange, the linger).
+  Closing& close_clock(TimePoint now);
 
   // Loop thread only.
   void start_handshake();
