@@ -15,6 +15,7 @@
 #include <tao/worker_pool.hpp>
 
 #include "metrics.hpp"
+#include "read_wait.hpp"
 #include "timer_service.hpp"
 
 namespace tao::detail {
@@ -34,6 +35,8 @@ public:
   asio::io_context& context() noexcept { return ctx_; }
   std::size_t index() const noexcept { return index_; }
   bool in_this_thread() const noexcept { return ctx_.get_executor().running_in_this_thread(); }
+  /// For ReadWait::start on this loop's sockets.
+  ReadWaitReactor reactor() const noexcept { return reactor_; }
   /// The loop's shared read buffer: connections read into it, so an idle one holds none.
   std::vector<char>& scratch() noexcept { return scratch_; }
 
@@ -140,6 +143,7 @@ private:
   // Concurrency hint 1: only this loop's thread runs it, so a post from the loop itself goes to
   // its private queue instead of waking the reactor (an epoll_ctl per post otherwise).
   mutable asio::io_context ctx_{1};
+  ReadWaitReactor reactor_ = read_wait_reactor(ctx_);
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
   std::thread thread_;
   std::vector<char> scratch_;

@@ -394,7 +394,7 @@ bool TcpConnection::read_blocked() {
   return false;
 }
 
-void TcpConnection::begin_read() {
+void TcpConnection::begin_read(bool drained) {
   if (reading_ || state_ != State::open || read_blocked()) return;
   reading_ = true;
   if (tls_) {
@@ -405,8 +405,7 @@ void TcpConnection::begin_read() {
                                  });
     return;
   }
-  socket_.async_wait(asio::socket_base::wait_read,
-                     [s = self()](const boost::system::error_code& ec) { s->on_readable(ec); });
+  read_wait_.start(socket_, self(), drained, loop_.reactor());
 }
 
 void TcpConnection::resume_reading() {
@@ -481,6 +480,7 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
   }
   sole_reader_ = loop_.note_reader(this);
   ReadBatch batch(*this);
+  bool drained = false; // the last read emptied the socket
   // A few reads per wake-up at most, so one busy peer cannot starve the loop's others.
   for (int round = 0; round < 4 && !read_blocked(); ++round) {
     boost::system::error_code ec;
@@ -508,7 +508,10 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
         consume(used);
       }
     }
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      drained = true;
+      break;
+    }
     if (ec == asio::error::eof) {
       on_peer_eof();
       return;
@@ -517,10 +520,13 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
       fail(ec, "read: " + ec.message());
       return;
     }
-    if (n < room) break; // drained the socket
-    batch.flush();       // more to read: send what this round answered first, so the peer can go on
+    if (n < room) { // the kernel had no more
+      drained = true;
+      break;
+    }
+    batch.flush(); // more to read: send what this round answered first, so the peer can go on
   }
-  end_read(batch);
+  end_read(batch, drained);
 }
 
 void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t n) {
@@ -560,16 +566,16 @@ void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t
     if (state_ != State::open) return;
     consume(used);
   }
-  end_read(batch);
+  end_read(batch, false);
 }
 
-void TcpConnection::end_read(ReadBatch& batch) {
+void TcpConnection::end_read(ReadBatch& batch, bool drained) {
   if (got_frame_) {
     got_frame_ = false;
     last_in_ = Clock::now();
   }
   batch.finish(); // the replies go out before the next read is armed
-  begin_read();
+  begin_read(drained);
 }
 
 void TcpConnection::on_peer_eof() {

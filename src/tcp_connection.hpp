@@ -15,6 +15,7 @@
 #include <tao/connection.hpp>
 
 #include "core.hpp"
+#include "read_wait.hpp"
 #include "tls.hpp"
 
 namespace tao::detail {
@@ -102,7 +103,9 @@ private:
   void open_connection();
   void on_tls_read(const boost::system::error_code& ec, std::size_t n);
   void after_connect(bool accepted);
-  void begin_read();
+  /// Arms the next read. `drained`: see ReadWait::start.
+  void begin_read(bool drained = false);
+  friend class ReadWait<TcpConnection>;
   void on_readable(const boost::system::error_code& ec);
   void on_peer_eof();
   void consume(std::size_t n);
@@ -132,7 +135,7 @@ private:
   };
   /// After a read was parsed: notes the peer's sign of life, sends the batch's replies and arms
   /// the next read.
-  void end_read(ReadBatch& batch);
+  void end_read(ReadBatch& batch, bool drained);
   /// Sends the queue: directly on the non-blocking socket while the connection is open, plain
   /// TCP and not paused for its queue, and the kernel takes it all; asynchronously otherwise.
   void flush();
@@ -198,6 +201,7 @@ private:
   // reading, writing and shutdown differ; everything else is one code path.
   std::unique_ptr<Tls> tls_; // declared before socket_: built from the socket first
   Socket socket_;            // the plain socket (empty under TLS)
+  ReadWait<TcpConnection> read_wait_;
   const ConnectionOptions& opts_;
 
   // Loop thread only.

@@ -207,6 +207,33 @@ TEST(ClientServer, AHundredFramesInOneWriteAreAllHandledInOrder) {
   }
 }
 
+TEST(ClientServer, BytesThatArriveWhileALoopHandlerRunsAreReadWhenItReturns) {
+  // The loop has read the socket dry and is inside a handler when more arrives (whole frames,
+  // then a frame in two pieces): none of it waits for yet more bytes to be noticed.
+  tao::Server server(test::local_server(0, 1));
+  server.handle<Text>([](tao::Connection& c, const Text& m) {
+    c.write(m);
+    if (m.text.starts_with("slow")) std::this_thread::sleep_for(150ms);
+  });
+  server.start();
+  RawPeer p(server.port());
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    p.send(test::frame(1, "slow " + std::to_string(round)));
+    std::this_thread::sleep_for(50ms); // the handler is sleeping now
+    const std::string piece = test::frame(1, "in two pieces");
+    p.send(test::frame(1, "while busy") + piece.substr(0, 5));
+    std::this_thread::sleep_for(20ms);
+    p.send(piece.substr(5));
+    for (std::string want : {"slow " + std::to_string(round), std::string("while busy"),
+                             std::string("in two pieces")}) {
+      auto got = p.read_frame(5s);
+      ASSERT_TRUE(got) << want;
+      EXPECT_EQ(got->second, want);
+    }
+  }
+}
+
 TEST(ClientServer, RepliesToALargeReadGoOutWhileTheRestOfItIsStillBeingHandled) {
   // A peer alone on its loop has 15 requests of 4 KiB waiting (one read's worth). Their replies
   // must not all wait for the whole read to be handled: the handler of the last request waits
