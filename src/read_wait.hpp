@@ -4,14 +4,15 @@
 //
 // Why: a connection holds no read buffer while idle, so it waits for readability with
 // async_wait and reads into its loop's shared buffer when woken. Asio's async_wait must assume
-// bytes may already be waiting, so each one re-arms the descriptor with epoll_ctl: one system
-// call per wake-up, a third of what a small echo costs (recv, send, epoll_ctl; raw Asio's
-// async_read_some needs only recv and send). But when the connection has just read the socket
-// dry (would_block, or fewer bytes than it asked for) and has not returned to the event loop
-// since, nothing needs re-arming: Asio registers every socket edge-triggered, so bytes that
-// arrive later raise a new edge, and the loop's next epoll_wait reports it to the queued wait.
-// That wait is queued here without a system call. The loop runs on one thread, so no other
-// thread can collect that edge before the wait is queued.
+// bytes may already be waiting, so each one re-arms the descriptor with epoll_ctl: one more
+// system call per wake-up (a small echo costs recv, send and that epoll_ctl). But when the
+// connection's last read returned would_block and it has not returned to the event loop since,
+// nothing needs re-arming: Asio registers every socket edge-triggered, so whatever arrives
+// later (bytes, FIN, RST) raises a new edge, and the loop's next epoll_wait reports it to the
+// queued wait. That wait is queued here without a system call. The loop runs on one thread, so
+// no other thread can collect that edge before the wait is queued. A read that returned fewer
+// bytes than asked is not enough: the peer's FIN or RST may sit behind them, already announced
+// by the edge that woke the loop.
 #pragma once
 
 #include <memory>
@@ -43,8 +44,9 @@ inline ReadWaitReactor read_wait_reactor(boost::asio::io_context&) { return null
 #endif
 
 /// One readability wait at a time for the plain TCP socket of an `Owner`, which gets
-/// `on_readable(ec)` (operation_aborted when the socket is closed). The owner is kept alive by
-/// the wait until its callback has run. Loop thread only.
+/// `on_readable(ec)` (operation_aborted when the socket is closed). The wait keeps the owner
+/// alive until its callback has run, or until the io_context is destroyed with the wait still
+/// queued. Loop thread only.
 template <class Owner>
 class ReadWait
 #ifdef TAO_READ_WAIT_QUEUES_DIRECTLY
@@ -61,7 +63,7 @@ public:
   ReadWait& operator=(const ReadWait&) = delete;
 
   /// Waits for `socket` to become readable. `drained`: the caller's last read of it returned
-  /// would_block or fewer bytes than asked, and the loop has not run anything else since.
+  /// would_block, and the loop has not run anything else since.
   /// `reactor`: read_wait_reactor() of the socket's io_context.
   template <class Socket>
   void start(Socket& socket, std::shared_ptr<Owner> owner, bool drained,

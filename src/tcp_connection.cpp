@@ -394,7 +394,7 @@ bool TcpConnection::read_blocked() {
   return false;
 }
 
-void TcpConnection::begin_read(bool drained) {
+void TcpConnection::begin_read(ReadArm how) {
   if (reading_ || state_ != State::open || read_blocked()) return;
   reading_ = true;
   if (tls_) {
@@ -405,7 +405,11 @@ void TcpConnection::begin_read(bool drained) {
                                  });
     return;
   }
-  read_wait_.start(socket_, self(), drained, loop_.reactor());
+  if (how == ReadArm::again) {
+    asio::post(loop_.context(), [s = self()] { s->on_readable({}); });
+    return;
+  }
+  read_wait_.start(socket_, self(), how == ReadArm::dry, loop_.reactor());
 }
 
 void TcpConnection::resume_reading() {
@@ -480,7 +484,8 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
   }
   sole_reader_ = loop_.note_reader(this);
   ReadBatch batch(*this);
-  bool drained = false; // the last read emptied the socket
+  // Unless a read finds the socket empty: read again after the loop's other work.
+  ReadArm next = ReadArm::again;
   // A few reads per wake-up at most, so one busy peer cannot starve the loop's others.
   for (int round = 0; round < 4 && !read_blocked(); ++round) {
     boost::system::error_code ec;
@@ -509,7 +514,7 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
       }
     }
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      drained = true;
+      next = ReadArm::dry;
       break;
     }
     if (ec == asio::error::eof) {
@@ -520,13 +525,14 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
       fail(ec, "read: " + ec.message());
       return;
     }
-    if (n < room) { // the kernel had no more
-      drained = true;
-      break;
-    }
-    batch.flush(); // more to read: send what this round answered first, so the peer can go on
+    // A short read: the kernel had no more bytes, but maybe the peer's FIN or RST behind them.
+    // With other connections to serve, look again after them (raw Asio's echo gets its next
+    // read the same way: often the peer has sent again by then, and nothing is wasted); with
+    // this one alone, at once (usually would_block, and the wait is then queued directly).
+    if (n < room && !sole_reader_) break;
+    batch.flush(); // send what this round answered first, so the peer can go on
   }
-  end_read(batch, drained);
+  end_read(batch, next);
 }
 
 void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t n) {
@@ -566,16 +572,16 @@ void TcpConnection::on_tls_read(const boost::system::error_code& ec, std::size_t
     if (state_ != State::open) return;
     consume(used);
   }
-  end_read(batch, false);
+  end_read(batch, ReadArm::wait);
 }
 
-void TcpConnection::end_read(ReadBatch& batch, bool drained) {
+void TcpConnection::end_read(ReadBatch& batch, ReadArm next) {
   if (got_frame_) {
     got_frame_ = false;
     last_in_ = Clock::now();
   }
   batch.finish(); // the replies go out before the next read is armed
-  begin_read(drained);
+  begin_read(next);
 }
 
 void TcpConnection::on_peer_eof() {

@@ -103,8 +103,15 @@ private:
   void open_connection();
   void on_tls_read(const boost::system::error_code& ec, std::size_t n);
   void after_connect(bool accepted);
-  /// Arms the next read. `drained`: see ReadWait::start.
-  void begin_read(bool drained = false);
+  /// How the next read is armed after a read wake-up.
+  enum class ReadArm : std::uint8_t {
+    wait,  ///< wait for readability, re-arming the descriptor (bytes may wait unannounced)
+    dry,   ///< the last read found the socket empty (would_block), nothing ran since: queue a
+           ///< wait without re-arming (see ReadWait)
+    again, ///< the last read got bytes: read again once the loop has run what is queued (a short
+           ///< read may have stopped at the peer's FIN or RST, which no new edge announces)
+  };
+  void begin_read(ReadArm how = ReadArm::wait);
   friend class ReadWait<TcpConnection>;
   void on_readable(const boost::system::error_code& ec);
   void on_peer_eof();
@@ -135,7 +142,7 @@ private:
   };
   /// After a read was parsed: notes the peer's sign of life, sends the batch's replies and arms
   /// the next read.
-  void end_read(ReadBatch& batch, bool drained);
+  void end_read(ReadBatch& batch, ReadArm next);
   /// Sends the queue: directly on the non-blocking socket while the connection is open, plain
   /// TCP and not paused for its queue, and the kernel takes it all; asynchronously otherwise.
   void flush();

@@ -234,6 +234,44 @@ TEST(ClientServer, BytesThatArriveWhileALoopHandlerRunsAreReadWhenItReturns) {
   }
 }
 
+TEST(ClientServer, APeerThatSendsAndClosesWhileALoopHandlerRunsIsSeenToClose) {
+  // The last frame and the peer's FIN (or RST) arrive together while the loop is busy, so one
+  // read returns the frame and the end behind it is not announced again: the server must still
+  // see the close at once (no heartbeat here to close it later).
+  for (bool reset : {false, true}) {
+    SCOPED_TRACE(reset ? "reset" : "shutdown");
+    test::CloseLog closes;
+    auto opts = test::local_server(0, 1);
+    opts.heartbeat.timeout = 0ms;
+    tao::Server server(opts);
+    server.on_close(closes.recorder());
+    server.handle<Text>([](tao::Connection& c, const Text& m) {
+      c.write(m);
+      if (m.text == "slow") std::this_thread::sleep_for(150ms);
+    });
+    server.start();
+    RawPeer p(server.port());
+    p.send(test::frame(1, "slow"));
+    std::this_thread::sleep_for(50ms); // the handler is sleeping now
+    p.send(test::frame(1, "last"));
+    if (reset) {
+      p.reset();
+    } else {
+      p.shutdown_write();
+      for (std::string want : {"slow", "last"}) {
+        auto got = p.read_frame(5s);
+        ASSERT_TRUE(got) << want;
+        EXPECT_EQ(got->second, want);
+      }
+    }
+    ASSERT_TRUE(test::eventually([&] { return closes.count() == 1; }, 3s));
+    if (!reset) {
+      EXPECT_EQ(closes.reason(0), tao::errc::closed_by_peer);
+    }
+    EXPECT_TRUE(test::eventually([&] { return server.connection_count() == 0; }, 3s));
+  }
+}
+
 TEST(ClientServer, RepliesToALargeReadGoOutWhileTheRestOfItIsStillBeingHandled) {
   // A peer alone on its loop has 15 requests of 4 KiB waiting (one read's worth). Their replies
   // must not all wait for the whole read to be handled: the handler of the last request waits
