@@ -157,6 +157,9 @@ Client::Client(ClientOptions options)
     o.io_threads = std::max(1u, std::thread::hardware_concurrency());
   if (o.workers == hardware_threads) o.workers = std::max(1u, std::thread::hardware_concurrency());
   if (o.io_threads == 0) throw std::invalid_argument("tao::Client: io_threads must be at least 1");
+  if (o.read_chunk < 512) throw std::invalid_argument("tao::Client: read_chunk must be >= 512");
+  if (o.connection.resume_reading_at > o.connection.pause_reading_at)
+    throw std::invalid_argument("tao::Client: resume_reading_at must be <= pause_reading_at");
   core_->codec = o.codec ? o.codec : std::make_shared<const TlvCodec>(o.max_payload);
   if (o.tls) core_->tls = detail::make_tls_config(*o.tls, false, o.host);
   if (!o.log_level.empty()) set_log_level(o.log_level);

@@ -141,7 +141,7 @@ struct ClientOptions {
   std::shared_ptr<const Codec> codec{};
   /// Per-connection bounds (queues, flow control, close deadline).
   ConnectionOptions connection{};
-  /// Bytes read per system call.
+  /// Bytes read per system call (at least 512: the constructor throws std::invalid_argument).
   std::size_t read_chunk = 64u << 10;
   /// Clients send a heartbeat after 15 s without sending anything (well inside a tao server's
   /// default 60 s timeout). Their own timeout is off by default, because a Go Tao server never
