@@ -2,6 +2,8 @@
 
 #include <tao/log.hpp>
 
+#include "tcp_connection.hpp"
+
 namespace tao::detail {
 
 void Loop::start() {
@@ -37,8 +39,34 @@ void Loop::stop() {
   ctx_.stop();
   if (thread_.joinable()) thread_.join();
   timers_.clear();
+  reply_timer_.cancel();
   ctx_.restart();
   ctx_.poll();
+  reply_watch_.clear();
+}
+
+void Loop::watch_replies(std::shared_ptr<TcpConnection> c) {
+  reply_watch_.push_back(std::move(c));
+  arm_reply_timer();
+}
+
+void Loop::arm_reply_timer() {
+  if (reply_timer_armed_) return;
+  reply_timer_armed_ = true;
+  reply_timer_.expires_after(reply_hold);
+  reply_timer_.async_wait([this](const boost::system::error_code& ec) {
+    reply_timer_armed_ = false;
+    if (!ec) sweep_replies();
+  });
+}
+
+void Loop::sweep_replies() {
+  // Taken out first: a sweep sends, and what that runs may watch a connection again.
+  std::vector<std::shared_ptr<TcpConnection>> watched;
+  watched.swap(reply_watch_);
+  for (auto& c : watched)
+    if (c->sweep_replies()) reply_watch_.push_back(std::move(c));
+  if (!reply_watch_.empty()) arm_reply_timer();
 }
 
 LoopPool::LoopPool(std::size_t n, std::size_t read_chunk) {

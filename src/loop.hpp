@@ -11,6 +11,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <tao/worker_pool.hpp>
 
@@ -112,6 +113,14 @@ public:
     return moved;
   }
 
+  /// A reply that a worker handler writes while more of its connection's messages wait for the
+  /// worker may be held back for the last of them to send with it (one send instead of a loop
+  /// wake-up per reply), but for this long at most: the loop sends what is still held then.
+  static constexpr auto reply_hold = std::chrono::milliseconds(1);
+  /// Loop thread: from now on, every reply_hold, sends the replies `c` holds back, until it has
+  /// no task left on the workers (TcpConnection::sweep_replies).
+  void watch_replies(std::shared_ptr<TcpConnection> c);
+
   /// Queues a task for a worker from this loop's thread. A sleeping worker is woken once, by a
   /// handler posted behind the completions that are ready now: a batch of messages read in one
   /// wake-up costs one wake-up of the worker, and the loop is not preempted by it per message.
@@ -154,6 +163,11 @@ private:
   std::vector<TcpConnection*> members_;
   std::vector<std::size_t> wakes_; // workers to wake after this batch (loop thread only)
   bool wake_posted_ = false;
+  std::vector<std::shared_ptr<TcpConnection>> reply_watch_; // loop thread; see watch_replies
+  asio::steady_timer reply_timer_{ctx_};                    // after ctx_: destroyed before it
+  bool reply_timer_armed_ = false;
+  void arm_reply_timer();
+  void sweep_replies();
   const void* last_reader_ = nullptr; // see note_reader
   ThreadCounters counters_;
 };

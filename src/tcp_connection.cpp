@@ -47,9 +47,14 @@ constexpr std::size_t reply_piece = 16u << 10;
 // plain-TCP connection while nothing is queued or being sent there, and no other message of the
 // connection waits for the worker, is sent by the worker itself (send_from_worker_locked) instead
 // of being handed to the loop: on a core shared by a loop and its worker, every hand-over is a
-// thread switch, and posting it wakes the loop. Nothing is held either way. With more messages of
-// the connection waiting, or many connections busy on the loop, the loop sends the replies, which
-// then go out together (fewer sends: measured, sending each from the worker costs more there).
+// thread switch, and posting it wakes the loop. With more messages of the connection waiting for
+// the worker, its replies are held back (replies_held_) for the last of those tasks to send
+// together, but for Loop::reply_hold at most: the loop's reply sweep sends what is still held
+// then, so a handler that replies and then works long does not hold its reply. (Sending each
+// reply from the worker costs more, measured: every small send lets the peer answer with one
+// more message, and the batches shrink to one message each; waking the loop for the first reply
+// of each batch costs thread switches.) With many connections busy on the loop, the loop sends
+// the replies, which then go out together.
 thread_local TcpConnection* t_task_conn = nullptr;
 // Largest queue a worker sends itself, so it holds wmutex_ (which the loop and other writers
 // take) only for a short copy; more goes through the loop, as before.
@@ -257,6 +262,7 @@ void TcpConnection::report_error(std::error_code ec, std::string text, bool may_
 
 void TcpConnection::task_done() noexcept {
   const std::size_t left = pending_.fetch_sub(1) - 1;
+  if (left == 0) send_held_replies();
   if (left <= opts_.max_pending_messages / 2 && paused_for_tasks_.load() &&
       !resume_posted_.exchange(true)) {
     asio::post(loop_.context(), [s = self()] {
@@ -270,6 +276,41 @@ void TcpConnection::task_done() noexcept {
       s->do_close(CloseMode::graceful, make_error_code(errc::closed_by_peer));
     });
   }
+}
+
+void TcpConnection::send_held_replies() noexcept {
+  bool post = false;
+  {
+    std::lock_guard lock(wmutex_);
+    if (!replies_held_) return;
+    replies_held_ = false;
+    if (!accepting_ || flush_active_ || wpending_.empty()) return; // (a close sends the queue)
+    if (!tls_ && wpending_.size() <= worker_send_max && wpending_.size() < opts_.pause_reading_at) {
+      post = !send_from_worker_locked();
+    } else {
+      flush_active_ = true;
+      post = true;
+    }
+  }
+  if (post) asio::post(loop_.context(), [s = self()] { s->flush(); });
+}
+
+bool TcpConnection::sweep_replies() {
+  bool send = false;
+  {
+    std::lock_guard lock(wmutex_);
+    if (replies_held_ && !flush_active_ && !wpending_.empty()) {
+      flush_active_ = true;
+      send = true;
+    }
+    replies_held_ = false;
+  }
+  if (send) flush();
+  // The last task sends what it finds held (send_held_replies), so once none is left on the
+  // workers the loop stops watching; the next task submitted watches the connection again.
+  if (pending_.load() > 0) return true;
+  reply_watched_ = false;
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,9 +567,11 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
       return;
     }
     // A short read: the kernel had no more bytes, but maybe the peer's FIN or RST behind them.
-    // With other connections to serve, look again after them (raw Asio's echo gets its next
-    // read the same way: often the peer has sent again by then, and nothing is wasted); with
-    // this one alone, at once (usually would_block, and the wait is then queued directly).
+    // Unless the loop seems to serve this connection alone, look again after the loop's other
+    // work (raw Asio's echo gets its next read the same way: with many peers busy, one has
+    // often sent again by then; otherwise that read finds would_block, one system call, as the
+    // epoll_ctl of a re-armed wait was); alone, at once (usually would_block, and the wait is
+    // then queued directly).
     if (n < room && !sole_reader_) break;
     batch.flush(); // send what this round answered first, so the peer can go on
   }
@@ -715,8 +758,12 @@ void TcpConnection::submit_task(Task task) {
   pending_.fetch_add(1);
   ThreadCounters& counters = core_->worker_counters[core_->workers->worker_for(id())];
   // Read while its loop served this connection alone (see t_task_conn): then the worker sends
-  // the task's replies itself.
+  // the task's replies itself, or holds them back for the loop's reply sweep to bound.
   const bool sole = sole_reader_;
+  if (sole && !reply_watched_) {
+    reply_watched_ = true;
+    loop_.watch_replies(self());
+  }
   auto run = [s = self(), t = std::move(task), &counters, sole]() mutable {
     struct OwnTask { // t_task_conn for the task's duration, whatever it throws
       explicit OwnTask(TcpConnection* c) noexcept { t_task_conn = c; }
@@ -779,12 +826,15 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
       queued_.fetch_add(frames.size(), std::memory_order_relaxed);
       piece = wpending_.size() >= reply_piece;
       // Nothing posted and no write in flight: this connection's own worker task sends itself
-      // (under wmutex_, so no loop write and no close comes between). Not what would reach
+      // (under wmutex_, so no loop write and no close comes between), or holds the reply back
+      // for a later task of the connection (see t_task_conn). Not what would reach
       // pause_reading_at: only the loop's write completion resumes reading paused for it.
       if (own_task && !flush_active_ && !tls_ && wpending_.size() <= worker_send_max &&
-          wpending_.size() < opts_.pause_reading_at &&
-          pending_.load(std::memory_order_relaxed) <= 1) {
-        post = !send_from_worker_locked();
+          wpending_.size() < opts_.pause_reading_at) {
+        if (pending_.load(std::memory_order_relaxed) <= 1)
+          post = !send_from_worker_locked();
+        else
+          replies_held_ = true;
       } else {
         post = !flush_active_;
         flush_active_ = true;
@@ -808,6 +858,7 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
 }
 
 bool TcpConnection::send_from_worker_locked() {
+  replies_held_ = false; // sent now, or what is left goes through the loop
   const std::size_t size = wpending_.size();
   const ssize_t r =
       ::send(socket_.native_handle(), wpending_.data(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -882,6 +933,7 @@ void TcpConnection::flush() {
 }
 
 void TcpConnection::take_queue_for_sending() {
+  replies_held_ = false;
   wsending_.swap(wpending_);
   wsending_frames_ = std::exchange(wpending_frames_, 0);
   last_flush_kib_ = reserve_kib(wsending_.size());

@@ -51,6 +51,10 @@ public:
   bool is_tls() const noexcept override { return tls_ != nullptr; }
   std::string alpn() const override;
 
+  /// Loop thread, every Loop::reply_hold while the loop watches this connection: sends the
+  /// replies its worker holds back (see write_encoded). False once no task of the connection is
+  /// left on the workers: the loop stops watching it (the last task sends what is still held).
+  bool sweep_replies();
   /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
   void run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn, TimePoint due);
   /// Closes the connection if the peer was silent too long; sends a heartbeat if this side was.
@@ -108,8 +112,9 @@ private:
     wait,  ///< wait for readability, re-arming the descriptor (bytes may wait unannounced)
     dry,   ///< the last read found the socket empty (would_block), nothing ran since: queue a
            ///< wait without re-arming (see ReadWait)
-    again, ///< the last read got bytes: read again once the loop has run what is queued (a short
-           ///< read may have stopped at the peer's FIN or RST, which no new edge announces)
+    again, ///< read again once the loop has run what is queued: the last read got bytes (a
+           ///< short read may have stopped at the peer's FIN or RST, which no new edge
+           ///< announces) or the wake-up's read budget is used up
   };
   void begin_read(ReadArm how = ReadArm::wait);
   friend class ReadWait<TcpConnection>;
@@ -194,6 +199,8 @@ private:
   void run_callback(Run run, UniqueFunction<void(Connection&)> fn, bool may_inline);
   void report_error(std::error_code ec, std::string text, bool may_inline);
   void task_done() noexcept;
+  /// On a worker, after the connection's last queued task: sends replies still held back.
+  void send_held_replies() noexcept;
   void handler_threw(const std::string& what);
   TimerId add_timer(TimePoint due, Duration interval, TimerCallback fn);
   /// Runs a timer's or a schedule's callback where this connection's handlers run, unless the
@@ -225,7 +232,7 @@ private:
   std::uint64_t unknown_frames_ = 0;
   // The flags are packed together: tens of thousands of idle connections pay for every byte.
   State state_ = State::starting;
-  bool reading_ = false; // an async wait for readability is pending
+  bool reading_ = false; // a read is armed: a wait for readability, a TLS read or a posted re-read
   bool paused_for_send_ = false;
   bool writing_ = false;
   bool notify_close_ = false; // on_connect was reached, so on_close is owed
@@ -238,12 +245,17 @@ private:
   bool in_read_batch_ = false;  // parsing what was just read: replies are flushed at its end
   bool flush_deferred_ = false; // a reply was queued in this read batch; its end flushes
   bool sole_reader_ = false;    // the loop's previous read wake-up was this connection's too
+  bool reply_watched_ = false;  // in the loop's reply watch (see Loop::watch_replies)
 
   // Shared with writers, timers and workers on other threads.
   bool accepting_ = true; // guarded by wmutex_
   // Guarded by wmutex_: a flush is posted or deferred, or the loop is sending (directly in flush()
   // or asynchronously): while set, a worker does not send itself.
   bool flush_active_ = false;
+  // Guarded by wmutex_: replies this connection's worker task queued without sending them or
+  // asking the loop to, because more of the connection's tasks were waiting: the last of them
+  // sends them (with its own), or the loop's reply sweep does within Loop::reply_hold.
+  bool replies_held_ = false;
   // Guarded by wmutex_: the last flush's size in KiB (at most 128), which an empty queue reserves.
   std::uint8_t last_flush_kib_ = 0;
   std::atomic<bool> open_{true};

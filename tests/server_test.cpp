@@ -409,8 +409,9 @@ TEST(ClientServer, APeerThatHalfClosesRightAfterALargeReadIsClosedAtOnce) {
 
 TEST(ClientServer, AWorkerHandlerThatRepliesAndThenWorksLongDoesNotHoldItsReply) {
   // Pipelined requests handled by a worker that replies and then works long: each reply is
-  // delivered while its handler is still working, whether the worker sends it itself or hands it
-  // to the loop (nothing waits for a handler to return before it is sent).
+  // delivered while its handler is still working, whether the worker sends it itself, hands it
+  // to the loop, or holds it for the connection's next message and the loop's reply sweep sends
+  // it within Loop::reply_hold (nothing waits for a handler to return before it is sent).
   auto opts = test::local_server(1, 1);
   tao::Server server(opts);
   std::mutex mutex;
@@ -445,6 +446,31 @@ TEST(ClientServer, AWorkerHandlerThatRepliesAndThenWorksLongDoesNotHoldItsReply)
   std::lock_guard lock(mutex);
   for (const auto& t : texts)
     EXPECT_LT(arrived[t], returned[t]) << "the reply to " << t << " waited for its handler";
+}
+
+TEST(ClientServer, AWorkersRepliesGoOutWhenTheLastMessageOfABatchGetsNone) {
+  // A worker holds the replies of a batch of one connection's messages for the batch's last
+  // task; when that one writes nothing, the held replies still go out, and in order.
+  for (int round = 0; round < 20; ++round) {
+    SCOPED_TRACE(round);
+    tao::Server server(test::local_server(1, 1));
+    server.handle<Text>([](tao::Connection& c, const Text& m) {
+      if (m.text != "quiet") c.write(m);
+    });
+    server.start();
+    RawPeer p(server.port());
+    p.send(test::frame(1, "warm")); // the loop's previous read is this connection's from here on
+    ASSERT_TRUE(p.read_frame());
+    std::string burst;
+    for (const char* t : {"a", "b", "c", "quiet"})
+      burst += test::frame(1, t);
+    p.send(burst);
+    for (const char* want : {"a", "b", "c"}) {
+      auto got = p.read_frame(2s);
+      ASSERT_TRUE(got) << want;
+      EXPECT_EQ(got->second, want);
+    }
+  }
 }
 
 TEST(ClientServer, AWorkersRepliesLargerThanTheSocketBufferArriveWholeAndInOrder) {
