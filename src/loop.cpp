@@ -43,6 +43,7 @@ void Loop::stop() {
   ctx_.restart();
   ctx_.poll();
   reply_watch_.clear();
+  reply_scan_.clear();
 }
 
 void Loop::watch_replies(std::shared_ptr<TcpConnection> c) {
@@ -61,11 +62,12 @@ void Loop::arm_reply_timer() {
 }
 
 void Loop::sweep_replies() {
-  // Taken out first: a sweep sends, and what that runs may watch a connection again.
-  std::vector<std::shared_ptr<TcpConnection>> watched;
-  watched.swap(reply_watch_);
-  for (auto& c : watched)
+  // Taken out first: a sweep sends, and what that runs may watch a connection again. Both lists
+  // keep their capacity from tick to tick.
+  reply_scan_.swap(reply_watch_);
+  for (auto& c : reply_scan_)
     if (c->sweep_replies()) reply_watch_.push_back(std::move(c));
+  reply_scan_.clear();
   if (!reply_watch_.empty()) arm_reply_timer();
 }
 

@@ -164,6 +164,7 @@ private:
   std::vector<std::size_t> wakes_; // workers to wake after this batch (loop thread only)
   bool wake_posted_ = false;
   std::vector<std::shared_ptr<TcpConnection>> reply_watch_; // loop thread; see watch_replies
+  std::vector<std::shared_ptr<TcpConnection>> reply_scan_;  // loop thread; see sweep_replies
   asio::steady_timer reply_timer_{ctx_};                    // after ctx_: destroyed before it
   bool reply_timer_armed_ = false;
   void arm_reply_timer();

@@ -279,12 +279,16 @@ void TcpConnection::task_done() noexcept {
 }
 
 void TcpConnection::send_held_replies() noexcept {
+  // Set by an earlier task of this connection on this same worker thread (so this relaxed read
+  // sees it) and cleared by the loop: a stale true only costs taking the lock.
+  if (!replies_held_.load(std::memory_order_relaxed)) return;
   bool post = false;
   {
     std::lock_guard lock(wmutex_);
-    if (!replies_held_) return;
-    replies_held_ = false;
-    if (!accepting_ || flush_active_ || wpending_.empty()) return; // (a close sends the queue)
+    if (!replies_held_.load(std::memory_order_relaxed)) return;
+    replies_held_.store(false, std::memory_order_relaxed);
+    // After a close was requested, do_close sends what is queued (it finds no flush scheduled).
+    if (!accepting_ || flush_active_ || wpending_.empty()) return;
     if (!tls_ && wpending_.size() <= worker_send_max && wpending_.size() < opts_.pause_reading_at) {
       post = !send_from_worker_locked();
     } else {
@@ -299,11 +303,11 @@ bool TcpConnection::sweep_replies() {
   bool send = false;
   {
     std::lock_guard lock(wmutex_);
-    if (replies_held_ && !flush_active_ && !wpending_.empty()) {
+    if (replies_held_.load(std::memory_order_relaxed) && !flush_active_ && !wpending_.empty()) {
       flush_active_ = true;
       send = true;
     }
-    replies_held_ = false;
+    replies_held_.store(false, std::memory_order_relaxed);
   }
   if (send) flush();
   // The last task sends what it finds held (send_held_replies), so once none is left on the
@@ -755,15 +759,17 @@ bool TcpConnection::dispatch_frame(const Frame& f, HandlerLaps& laps) {
 }
 
 void TcpConnection::submit_task(Task task) {
-  pending_.fetch_add(1);
+  // A worker holds a reply back only while a later task of the connection waits (see
+  // t_task_conn), so the loop watches the connection from its second pending task on: with one
+  // message in flight at a time, no timer runs.
+  if (pending_.fetch_add(1) >= 1 && !reply_watched_) {
+    reply_watched_ = true;
+    loop_.watch_replies(self());
+  }
   ThreadCounters& counters = core_->worker_counters[core_->workers->worker_for(id())];
   // Read while its loop served this connection alone (see t_task_conn): then the worker sends
   // the task's replies itself, or holds them back for the loop's reply sweep to bound.
   const bool sole = sole_reader_;
-  if (sole && !reply_watched_) {
-    reply_watched_ = true;
-    loop_.watch_replies(self());
-  }
   auto run = [s = self(), t = std::move(task), &counters, sole]() mutable {
     struct OwnTask { // t_task_conn for the task's duration, whatever it throws
       explicit OwnTask(TcpConnection* c) noexcept { t_task_conn = c; }
@@ -831,10 +837,14 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
       // pause_reading_at: only the loop's write completion resumes reading paused for it.
       if (own_task && !flush_active_ && !tls_ && wpending_.size() <= worker_send_max &&
           wpending_.size() < opts_.pause_reading_at) {
-        if (pending_.load(std::memory_order_relaxed) <= 1)
+        if (pending_.load(std::memory_order_relaxed) <= 1) {
           post = !send_from_worker_locked();
-        else
-          replies_held_ = true;
+        } else if (wpending_.size() <= opts_.send_high_water / 2) {
+          replies_held_.store(true, std::memory_order_relaxed);
+        } else { // held bytes must not make writes fail with send_queue_full
+          post = true;
+          flush_active_ = true;
+        }
       } else {
         post = !flush_active_;
         flush_active_ = true;
@@ -858,7 +868,7 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
 }
 
 bool TcpConnection::send_from_worker_locked() {
-  replies_held_ = false; // sent now, or what is left goes through the loop
+  replies_held_.store(false, std::memory_order_relaxed); // sent now, or the rest via the loop
   const std::size_t size = wpending_.size();
   const ssize_t r =
       ::send(socket_.native_handle(), wpending_.data(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -933,7 +943,7 @@ void TcpConnection::flush() {
 }
 
 void TcpConnection::take_queue_for_sending() {
-  replies_held_ = false;
+  replies_held_.store(false, std::memory_order_relaxed);
   wsending_.swap(wpending_);
   wsending_frames_ = std::exchange(wpending_frames_, 0);
   last_flush_kib_ = reserve_kib(wsending_.size());
@@ -1040,10 +1050,17 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
   // nothing queued is not (a direct send, by the loop or a worker, can leave one behind), and
   // waiting on it would wait for an on_written that never comes.
   bool has_output = writing_;
+  bool start_flush = false;
   {
     std::lock_guard lock(wmutex_);
     accepting_ = false;
     has_output = has_output || !wpending_.empty();
+    // Bytes queued with no flush scheduled (replies a worker held back, see t_task_conn): a
+    // graceful close sends them itself.
+    if (mode == CloseMode::graceful && handshake_done_ && !wpending_.empty() && !flush_active_) {
+      flush_active_ = true;
+      start_flush = true;
+    }
   }
   // close_timeout bounds the whole graceful close: the sending, then the TLS close_notify exchange
   // and the linger. A close with none of them (plain TCP whose peer closed first with nothing
@@ -1065,6 +1082,7 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
       s->abort_close_ = true; // a write may be half done: no TLS close_notify after it
       s->finish_close();
     });
+    if (start_flush) flush();
     return;
   }
   finish_close();

@@ -255,7 +255,8 @@ private:
   // Guarded by wmutex_: replies this connection's worker task queued without sending them or
   // asking the loop to, because more of the connection's tasks were waiting: the last of them
   // sends them (with its own), or the loop's reply sweep does within Loop::reply_hold.
-  bool replies_held_ = false;
+  // Written under wmutex_; atomic so that send_held_replies can skip the lock when it is unset.
+  std::atomic<bool> replies_held_{false};
   // Guarded by wmutex_: the last flush's size in KiB (at most 128), which an empty queue reserves.
   std::uint8_t last_flush_kib_ = 0;
   std::atomic<bool> open_{true};

@@ -473,6 +473,36 @@ TEST(ClientServer, AWorkersRepliesGoOutWhenTheLastMessageOfABatchGetsNone) {
   }
 }
 
+TEST(ClientServer, AWorkerHandlerThatRepliesAndClosesInABatchStillSendsItsReply) {
+  // The reply is held for the batch's next message (which answers nothing); the close that
+  // follows it sends it, then closes, at once rather than at close_timeout.
+  for (int round = 0; round < 10; ++round) {
+    SCOPED_TRACE(round);
+    test::ErrorLog errors;
+    auto opts = test::local_server(1, 1);
+    opts.connection.close_timeout = 3s;
+    tao::Server server(opts);
+    server.on_error(errors.recorder());
+    server.handle<Text>([](tao::Connection& c, const Text& m) {
+      if (m.text == "quiet") return;
+      c.write(m);
+      if (m.text == "bye") c.close();
+    });
+    server.start();
+    RawPeer p(server.port());
+    p.send(test::frame(1, "warm")); // the loop's previous read is this connection's from here on
+    ASSERT_TRUE(p.read_frame());
+    p.send(test::frame(1, "bye") + test::frame(1, "quiet"));
+    const auto sent = std::chrono::steady_clock::now();
+    auto got = p.read_frame(2s);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->second, "bye");
+    EXPECT_TRUE(p.closed_by_peer(2s));
+    EXPECT_LT(std::chrono::steady_clock::now() - sent, 1500ms);
+    EXPECT_FALSE(errors.has(tao::errc::close_timeout));
+  }
+}
+
 TEST(ClientServer, AWorkersRepliesLargerThanTheSocketBufferArriveWholeAndInOrder) {
   // A worker sends its connection's replies itself when nothing else is queued there and the
   // loop serves that connection alone; what the kernel does not take goes through the loop. The
