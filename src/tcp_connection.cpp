@@ -289,12 +289,7 @@ void TcpConnection::send_held_replies() noexcept {
     replies_held_.store(false, std::memory_order_relaxed);
     // After a close was requested, do_close sends what is queued (it finds no flush scheduled).
     if (!accepting_ || flush_active_ || wpending_.empty()) return;
-    if (!tls_ && wpending_.size() <= worker_send_max && wpending_.size() < opts_.pause_reading_at) {
-      post = !send_from_worker_locked();
-    } else {
-      flush_active_ = true;
-      post = true;
-    }
+    post = worker_may_send_locked() ? !send_from_worker_locked() : claim_flush_locked();
   }
   if (post) asio::post(loop_.context(), [s = self()] { s->flush(); });
 }
@@ -303,10 +298,7 @@ bool TcpConnection::sweep_replies() {
   bool send = false;
   {
     std::lock_guard lock(wmutex_);
-    if (replies_held_.load(std::memory_order_relaxed) && !flush_active_ && !wpending_.empty()) {
-      flush_active_ = true;
-      send = true;
-    }
+    send = replies_held_.load(std::memory_order_relaxed) && claim_flush_locked();
     replies_held_.store(false, std::memory_order_relaxed);
   }
   if (send) flush();
@@ -835,19 +827,16 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
       // (under wmutex_, so no loop write and no close comes between), or holds the reply back
       // for a later task of the connection (see t_task_conn). Not what would reach
       // pause_reading_at: only the loop's write completion resumes reading paused for it.
-      if (own_task && !flush_active_ && !tls_ && wpending_.size() <= worker_send_max &&
-          wpending_.size() < opts_.pause_reading_at) {
+      if (own_task && worker_may_send_locked()) {
         if (pending_.load(std::memory_order_relaxed) <= 1) {
           post = !send_from_worker_locked();
         } else if (wpending_.size() <= opts_.send_high_water / 2) {
           replies_held_.store(true, std::memory_order_relaxed);
         } else { // held bytes must not make writes fail with send_queue_full
-          post = true;
-          flush_active_ = true;
+          post = claim_flush_locked();
         }
       } else {
-        post = !flush_active_;
-        flush_active_ = true;
+        post = claim_flush_locked();
       }
     }
   }
@@ -865,6 +854,17 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
   }
   if (piece && on_loop && in_read_batch_ && sole_reader_) send_piece();
   return {};
+}
+
+bool TcpConnection::worker_may_send_locked() const noexcept {
+  return !flush_active_ && !tls_ && wpending_.size() <= worker_send_max &&
+         wpending_.size() < opts_.pause_reading_at;
+}
+
+bool TcpConnection::claim_flush_locked() noexcept {
+  if (wpending_.empty() || flush_active_) return false;
+  flush_active_ = true;
+  return true;
 }
 
 bool TcpConnection::send_from_worker_locked() {
@@ -1057,10 +1057,7 @@ void TcpConnection::do_close(CloseMode mode, std::error_code reason) {
     has_output = has_output || !wpending_.empty();
     // Bytes queued with no flush scheduled (replies a worker held back, see t_task_conn): a
     // graceful close sends them itself.
-    if (mode == CloseMode::graceful && handshake_done_ && !wpending_.empty() && !flush_active_) {
-      flush_active_ = true;
-      start_flush = true;
-    }
+    if (mode == CloseMode::graceful && handshake_done_) start_flush = claim_flush_locked();
   }
   // close_timeout bounds the whole graceful close: the sending, then the TLS close_notify exchange
   // and the linger. A close with none of them (plain TCP whose peer closed first with nothing

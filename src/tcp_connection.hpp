@@ -171,6 +171,12 @@ private:
   /// write in flight: sends the queue on the non-blocking socket. True when all of it went; else
   /// the rest stays queued, flush_active_ is set and the caller posts a flush.
   bool send_from_worker_locked();
+  /// With wmutex_ held: whether a worker may send the queue itself (plain TCP, no flush scheduled
+  /// or write in flight, and a queue small enough; see send_from_worker_locked).
+  bool worker_may_send_locked() const noexcept;
+  /// With wmutex_ held: if bytes are queued and no flush is scheduled, marks one scheduled
+  /// (flush_active_) and returns true; the caller then runs or posts flush().
+  bool claim_flush_locked() noexcept;
   /// After `buffer` (wsending_, or wpending_ under wmutex_) was sent whole: counts its bytes and
   /// `frames` in `counters`, takes them off queued_, ends a send_queue_full episode once below
   /// resume_reading_at, and gives the buffer back to the loop's spares (or frees it if it is
@@ -252,10 +258,10 @@ private:
   // Guarded by wmutex_: a flush is posted or deferred, or the loop is sending (directly in flush()
   // or asynchronously): while set, a worker does not send itself.
   bool flush_active_ = false;
-  // Guarded by wmutex_: replies this connection's worker task queued without sending them or
-  // asking the loop to, because more of the connection's tasks were waiting: the last of them
-  // sends them (with its own), or the loop's reply sweep does within Loop::reply_hold.
-  // Written under wmutex_; atomic so that send_held_replies can skip the lock when it is unset.
+  // Written under wmutex_ (atomic so that send_held_replies can skip the lock when it is unset):
+  // replies this connection's worker task queued without sending them or asking the loop to,
+  // because more of the connection's tasks were waiting: the last of them sends them (with its
+  // own), or the loop's reply sweep does within Loop::reply_hold.
   std::atomic<bool> replies_held_{false};
   // Guarded by wmutex_: the last flush's size in KiB (at most 128), which an empty queue reserves.
   std::uint8_t last_flush_kib_ = 0;
