@@ -44,10 +44,16 @@ void Loop::stop() {
   ctx_.poll();
   reply_watch_.clear();
   reply_scan_.clear();
+  read_watch_.clear();
 }
 
 void Loop::watch_replies(std::shared_ptr<TcpConnection> c) {
   reply_watch_.push_back(std::move(c));
+  arm_reply_timer();
+}
+
+void Loop::watch_read(std::shared_ptr<TcpConnection> c) {
+  read_watch_.push_back(std::move(c));
   arm_reply_timer();
 }
 
@@ -64,11 +70,15 @@ void Loop::arm_reply_timer() {
 void Loop::sweep_replies() {
   // Taken out first: a sweep sends, and what that runs may watch a connection again. Both lists
   // keep their capacity from tick to tick.
+  ++sweeps_;
   reply_scan_.swap(reply_watch_);
   for (auto& c : reply_scan_)
     if (c->sweep_replies()) reply_watch_.push_back(std::move(c));
   reply_scan_.clear();
-  if (!reply_watch_.empty()) arm_reply_timer();
+  // A kick only queues the read's completion, so nothing is added to this list meanwhile.
+  std::erase_if(read_watch_,
+                [](const std::shared_ptr<TcpConnection>& c) { return !c->sweep_read(); });
+  if (!reply_watch_.empty() || !read_watch_.empty()) arm_reply_timer();
 }
 
 LoopPool::LoopPool(std::size_t n, std::size_t read_chunk) {

@@ -120,6 +120,11 @@ public:
   /// Loop thread: from now on, every reply_hold, sends the replies `c` holds back, until it has
   /// no task left on the workers (TcpConnection::sweep_replies).
   void watch_replies(std::shared_ptr<TcpConnection> c);
+  /// Loop thread: from now on, every reply_hold, checks whether `c`'s parked read needs a kick
+  /// (TcpConnection::sweep_read), until it says no more.
+  void watch_read(std::shared_ptr<TcpConnection> c);
+  /// Sweeps made so far (one per reply_hold while anything is watched).
+  std::uint32_t sweeps() const noexcept { return sweeps_; }
 
   /// Queues a task for a worker from this loop's thread. A sleeping worker is woken once, by a
   /// handler posted behind the completions that are ready now: a batch of messages read in one
@@ -165,7 +170,9 @@ private:
   bool wake_posted_ = false;
   std::vector<std::shared_ptr<TcpConnection>> reply_watch_; // loop thread; see watch_replies
   std::vector<std::shared_ptr<TcpConnection>> reply_scan_;  // loop thread; see sweep_replies
-  asio::steady_timer reply_timer_{ctx_};                    // after ctx_: destroyed before it
+  std::vector<std::shared_ptr<TcpConnection>> read_watch_;  // loop thread; see watch_read
+  std::uint32_t sweeps_ = 0;
+  asio::steady_timer reply_timer_{ctx_}; // after ctx_: destroyed before it
   bool reply_timer_armed_ = false;
   void arm_reply_timer();
   void sweep_replies();

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <memory>
+#include <utility>
 
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/io_context.hpp>
@@ -73,7 +74,9 @@ public:
       auto& impl = ImplAccess<Socket>::get(socket);
       ec_ = boost::system::error_code();
       bytes_transferred_ = 0;
-      cancellation_key_ = nullptr;
+      cancellation_key_ = this; // for kick()
+      kicked_ = false;
+      queued_ = true;
       owner_ = std::move(owner);
       // A speculative perform() comes from start_op itself: "not done yet", so the wait is
       // queued (no system call either way).
@@ -89,6 +92,29 @@ public:
     socket.async_wait(
         boost::asio::socket_base::wait_read,
         [o = std::move(owner)](const boost::system::error_code& ec) { o->on_readable(ec); });
+  }
+
+  /// True if kick() can complete a queued wait (only a wait queued directly).
+#ifdef TAO_READ_WAIT_QUEUES_DIRECTLY
+  static constexpr bool can_kick = true;
+#else
+  static constexpr bool can_kick = false;
+#endif
+
+  /// Completes the wait queued directly by start(), if it is still queued, as if the socket
+  /// had become readable: the owner's on_readable runs (after what the loop has queued now, no
+  /// system call). Else nothing.
+  template <class Socket> void kick(Socket& socket, [[maybe_unused]] ReadWaitReactor reactor) {
+#ifdef TAO_READ_WAIT_QUEUES_DIRECTLY
+    if (!queued_) return;
+    auto& impl = ImplAccess<Socket>::get(socket);
+    kicked_ = true;
+    // Removes only this operation (its key is `this`) and posts its completion, aborted.
+    reactor->cancel_ops_by_key(impl.socket_, impl.reactor_data_,
+                               boost::asio::detail::reactor::read_op, this);
+#else
+    (void)socket;
+#endif
   }
 
 private:
@@ -107,13 +133,18 @@ private:
     auto* self = static_cast<ReadWait*>(base);
     // Moved out first: dropping the owner may destroy it, and this wait with it.
     std::shared_ptr<Owner> owner = std::move(self->owner_);
+    self->queued_ = false;
     if (!scheduler) return; // destroyed with its io_context, never run
-    const boost::system::error_code ec = self->ec_;
+    boost::system::error_code ec = self->ec_;
+    // Kicked: aborted by kick(), or by a close that came first (the owner sees it is closed).
+    if (std::exchange(self->kicked_, false) && ec == boost::asio::error::operation_aborted) ec = {};
     owner->on_readable(ec);
   }
 
   std::shared_ptr<Owner> owner_;
   bool starting_ = false;
+  bool queued_ = false; // queued by start(), not yet completed
+  bool kicked_ = false;
 #endif
 };
 

@@ -55,6 +55,11 @@ public:
   /// replies its worker holds back (see write_encoded). False once no task of the connection is
   /// left on the workers: the loop stops watching it (the last task sends what is still held).
   bool sweep_replies();
+  /// Loop thread, every Loop::reply_hold while the loop watches this connection: once it has
+  /// been parked (see read_parked_) for read_check_sweeps sweeps, looks for a FIN or RST behind
+  /// its last read (a peek) and, if there is one, completes its wait so that a read finds it.
+  /// False once it is not parked any more, or checked: the loop stops watching it.
+  bool sweep_read();
   /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
   void run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn, TimePoint due);
   /// Closes the connection if the peer was silent too long; sends a heartbeat if this side was.
@@ -109,16 +114,29 @@ private:
   void after_connect(bool accepted);
   /// How the next read is armed after a read wake-up.
   enum class ReadArm : std::uint8_t {
-    wait,  ///< wait for readability, re-arming the descriptor (bytes may wait unannounced)
-    dry,   ///< the last read found the socket empty (would_block), nothing ran since: queue a
-           ///< wait without re-arming (see ReadWait)
-    again, ///< read again once the loop has run what is queued: the last read got bytes (a
-           ///< short read may have stopped at the peer's FIN or RST, which no new edge
-           ///< announces) or the wake-up's read budget is used up
+    wait,        ///< wait for readability, re-arming the descriptor (bytes may wait unannounced)
+    dry,         ///< the last read found the socket empty (would_block), nothing ran since: queue a
+                 ///< wait without re-arming (see ReadWait)
+    again,       ///< read again once the loop has run what is queued: the last read got bytes (a
+                 ///< short read may have stopped at the peer's FIN or RST, which no new edge
+                 ///< announces) or the wake-up's read budget is used up
+    after_tasks, ///< the last read got bytes and handed messages to the workers: queue a wait
+                 ///< without re-arming, and have the loop's sweep check for a FIN or RST
+                 ///< behind those bytes (see read_parked_)
   };
   void begin_read(ReadArm how = ReadArm::wait);
   friend class ReadWait<TcpConnection>;
   void on_readable(const boost::system::error_code& ec);
+  // After a short read that handed messages to the workers (on a loop serving other connections
+  // too) the connection waits for an edge, without reading again at once: until their replies go
+  // out, the peer has nothing to send, and that read would find the socket empty (a system call
+  // per batch; measured). Bytes that arrive later raise an edge; only a FIN or RST that sat
+  // behind the bytes read would go unannounced, so the loop's sweep peeks at a connection still
+  // parked 4-5 ms later and kicks its wait if the peer has closed (the close is then seen that
+  // late, in that case only). Loop thread only.
+  bool read_parked_ = false;
+  bool read_watched_ = false;   // in the loop's read watch list
+  std::uint32_t parked_at_ = 0; // Loop::sweeps() when parked
   void on_peer_eof();
   void consume(std::size_t n);
   void make_read_room();

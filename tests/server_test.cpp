@@ -303,6 +303,50 @@ TEST(ClientServer, APeerThatSendsAndClosesWhileALoopHandlerRunsIsSeenToClose) {
   }
 }
 
+TEST(ClientServer, APeerThatSendsAndClosesWhileItsMessagesGoToAWorkerIsSeenToClose) {
+  // As above, with the message handled on a worker and other peers on the loop: after a read that
+  // handed messages to a worker, the connection waits for new bytes without reading again (the
+  // peer is expected to wait for the replies), so the end behind the last frame is found by the
+  // loop's later check, not by a read.
+  for (bool reset : {false, true}) {
+    SCOPED_TRACE(reset ? "reset" : "shutdown");
+    test::CloseLog closes;
+    auto opts = test::local_server(1, 1);
+    opts.heartbeat.timeout = 0ms;
+    tao::Server server(opts);
+    server.on_close(closes.recorder());
+    server.handle<Text>([reset](tao::Connection& c, const Text& m) {
+      if (!reset || m.text != "last") c.write(m); // after a reset, no write finds it either
+    });
+    server.handle_raw(
+        3, [](tao::Connection&, const tao::Frame&) { std::this_thread::sleep_for(150ms); },
+        tao::Run::on_loop);
+    server.start();
+    RawPeer busy(server.port());
+    RawPeer p(server.port());
+    p.send(test::frame(1, "first"));
+    auto got = p.read_frame(5s);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->second, "first");
+    busy.send(test::frame(3, "keeps the loop busy")); // and makes it read another connection
+    std::this_thread::sleep_for(50ms);
+    p.send(test::frame(1, "last"));
+    if (reset) {
+      p.reset();
+    } else {
+      p.shutdown_write();
+      got = p.read_frame(5s);
+      ASSERT_TRUE(got);
+      EXPECT_EQ(got->second, "last");
+    }
+    ASSERT_TRUE(test::eventually([&] { return closes.count() == 1; }, 3s));
+    if (!reset) {
+      EXPECT_EQ(closes.reason(0), tao::errc::closed_by_peer);
+    }
+    EXPECT_TRUE(test::eventually([&] { return server.connection_count() == 1; }, 3s));
+  }
+}
+
 TEST(ClientServer, RepliesToALargeReadGoOutWhileTheRestOfItIsStillBeingHandled) {
   // A peer alone on its loop has 15 requests of 4 KiB waiting (one read's worth). Their replies
   // must not all wait for the whole read to be handled: the handler of the last request waits
