@@ -485,7 +485,10 @@ TcpConnection::ReadBatch::ReadBatch(TcpConnection& c) noexcept : c_(c), outer_(!
 }
 
 void TcpConnection::ReadBatch::flush() {
-  if (outer_ && c_.flush_deferred_) {
+  if (!outer_) return;
+  // The workers start on this round's messages while the loop reads on.
+  if (c_.core_->workers) c_.submit_batch();
+  if (c_.flush_deferred_) {
     c_.flush_deferred_ = false;
     c_.flush(); // directly (no asynchronous write while the kernel takes it all)
   }
@@ -494,6 +497,7 @@ void TcpConnection::ReadBatch::flush() {
 void TcpConnection::ReadBatch::finish() {
   if (!outer_) return;
   c_.in_read_batch_ = false;
+  if (c_.core_->workers) c_.submit_batch();
   flush(); // also right when the batch closed the connection: flush() checks the state
   outer_ = false;
 }
@@ -804,34 +808,55 @@ void TcpConnection::submit_task(Task task) {
     reply_watched_ = true;
     loop_.watch_replies(self());
   }
-  ThreadCounters& counters = core_->worker_counters[core_->workers->worker_for(id())];
-  // Read while its loop served this connection alone (see t_task_conn): then the worker sends
-  // the task's replies itself, or holds them back for the loop's reply sweep to bound.
-  const bool sole = sole_reader_;
-  auto run = [s = self(), t = std::move(task), &counters, sole]() mutable {
-    struct OwnTask { // t_task_conn for the task's duration, whatever it throws
-      explicit OwnTask(TcpConnection* c) noexcept { t_task_conn = c; }
-      ~OwnTask() { t_task_conn = nullptr; }
-      OwnTask(const OwnTask&) = delete;
-      OwnTask& operator=(const OwnTask&) = delete;
-    } own(sole ? s.get() : nullptr);
-    try {
-      HandlerTimer timed(counters, s->core_->handler_timing);
-      t(*s);
-    } catch (const std::exception& ex) {
-      s->handler_threw(ex.what());
-    } catch (...) {
-      s->handler_threw("non-standard exception");
-    }
-    t = nullptr;
-    s->task_done();
-  };
-  // Only the read path submits messages, on the loop: the worker is woken once per read batch.
+  // Only the read path submits messages, on the loop, inside a read batch: its end hands them
+  // over together.
   assert(loop_.in_this_thread());
+  batch_tasks_.push_back(std::move(task));
+  if (!in_read_batch_) submit_batch();
+}
+
+void TcpConnection::submit_batch() {
+  if (batch_tasks_.empty()) return;
+  // Read while its loop served this connection alone (see t_task_conn): then the worker sends
+  // the tasks' replies itself, or holds them back for the loop's reply sweep to bound.
+  const bool sole = sole_reader_;
+  const std::size_t n = batch_tasks_.size();
+  // One pool task per batch, not one per message: one allocation, one turn of the pool's lock
+  // and one reference to the connection for all of them.
+  auto run = [s = self(), tasks = std::move(batch_tasks_), sole]() mutable {
+    s->run_tasks(tasks, sole);
+  };
+  batch_tasks_ = std::vector<Task>(); // (a moved-from vector is empty; this says so)
   auto ec = loop_.submit_to(*core_->workers, id(), std::move(run));
   if (ec) {
-    pending_.fetch_sub(1);
-    logger()->error("{}: worker pool refused a message: {}", name(), ec.message());
+    pending_.fetch_sub(n);
+    logger()->error("{}: worker pool refused {} message(s): {}", name(), n, ec.message());
+  }
+}
+
+void TcpConnection::run_tasks(std::vector<Task>& tasks, bool sole) {
+  ThreadCounters& counters = core_->worker_counters[core_->workers->worker_for(id())];
+  struct OwnTask { // t_task_conn for the tasks' duration, whatever they throw
+    explicit OwnTask(TcpConnection* c) noexcept { t_task_conn = c; }
+    ~OwnTask() { t_task_conn = nullptr; }
+    OwnTask(const OwnTask&) = delete;
+    OwnTask& operator=(const OwnTask&) = delete;
+  } own(sole ? this : nullptr);
+  // Each handler is timed from the end of the one before (one clock read per message).
+  HandlerLaps laps(counters, core_->handler_timing);
+  for (Task& t : tasks) {
+    {
+      HandlerLaps::Lap lap(laps, true);
+      try {
+        t(*this);
+      } catch (const std::exception& ex) {
+        handler_threw(ex.what());
+      } catch (...) {
+        handler_threw("non-standard exception");
+      }
+      t = nullptr;
+    }
+    task_done(); // (its few atomic operations count towards the next handler's lap)
   }
 }
 

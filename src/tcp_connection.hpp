@@ -216,6 +216,10 @@ private:
   std::size_t unacknowledged_bytes();
   void fail(std::error_code ec, const std::string& text);
   void submit_task(Task task);
+  /// Hands the read batch's tasks (batch_tasks_) to the connection's worker as one pool task.
+  void submit_batch();
+  /// Runs `tasks` in order on a worker (see submit_batch).
+  void run_tasks(std::vector<Task>& tasks, bool sole);
 
   // Any thread.
   /// Runs fn where this connection's callbacks run for placement `run`: inline when that is this
@@ -270,6 +274,9 @@ private:
   bool flush_deferred_ = false; // a reply was queued in this read batch; its end flushes
   bool sole_reader_ = false;    // the loop's previous read wake-up was this connection's too
   bool reply_watched_ = false;  // in the loop's reply watch (see Loop::watch_replies)
+  // The messages of the current read batch for the workers, handed over as one pool task when
+  // the batch ends (counted in pending_ already). Empty, and without capacity, between batches.
+  std::vector<Task> batch_tasks_;
 
   // Shared with writers, timers and workers on other threads.
   bool accepting_ = true; // guarded by wmutex_
