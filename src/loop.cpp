@@ -39,7 +39,7 @@ void Loop::stop() {
   ctx_.stop();
   if (thread_.joinable()) thread_.join();
   timers_.clear();
-  reply_timer_.cancel();
+  sweep_timer_.cancel();
   ctx_.restart();
   ctx_.poll();
   reply_watch_.clear();
@@ -49,25 +49,25 @@ void Loop::stop() {
 
 void Loop::watch_replies(std::shared_ptr<TcpConnection> c) {
   reply_watch_.push_back(std::move(c));
-  arm_reply_timer();
+  arm_sweep();
 }
 
 void Loop::watch_read(std::shared_ptr<TcpConnection> c) {
   read_watch_.push_back(std::move(c));
-  arm_reply_timer();
+  arm_sweep();
 }
 
-void Loop::arm_reply_timer() {
-  if (reply_timer_armed_) return;
-  reply_timer_armed_ = true;
-  reply_timer_.expires_after(reply_hold);
-  reply_timer_.async_wait([this](const boost::system::error_code& ec) {
-    reply_timer_armed_ = false;
-    if (!ec) sweep_replies();
+void Loop::arm_sweep() {
+  if (sweep_armed_) return;
+  sweep_armed_ = true;
+  sweep_timer_.expires_after(reply_hold);
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    sweep_armed_ = false;
+    if (!ec) sweep();
   });
 }
 
-void Loop::sweep_replies() {
+void Loop::sweep() {
   // Taken out first: a sweep sends, and what that runs may watch a connection again. Both lists
   // keep their capacity from tick to tick.
   ++sweeps_;
@@ -78,7 +78,7 @@ void Loop::sweep_replies() {
   // A kick only queues the read's completion, so nothing is added to this list meanwhile.
   std::erase_if(read_watch_,
                 [](const std::shared_ptr<TcpConnection>& c) { return !c->sweep_read(); });
-  if (!reply_watch_.empty() || !read_watch_.empty()) arm_reply_timer();
+  if (!reply_watch_.empty() || !read_watch_.empty()) arm_sweep();
 }
 
 LoopPool::LoopPool(std::size_t n, std::size_t read_chunk) {

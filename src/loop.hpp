@@ -169,13 +169,13 @@ private:
   std::vector<std::size_t> wakes_; // workers to wake after this batch (loop thread only)
   bool wake_posted_ = false;
   std::vector<std::shared_ptr<TcpConnection>> reply_watch_; // loop thread; see watch_replies
-  std::vector<std::shared_ptr<TcpConnection>> reply_scan_;  // loop thread; see sweep_replies
+  std::vector<std::shared_ptr<TcpConnection>> reply_scan_;  // loop thread; see sweep
   std::vector<std::shared_ptr<TcpConnection>> read_watch_;  // loop thread; see watch_read
   std::uint32_t sweeps_ = 0;
-  asio::steady_timer reply_timer_{ctx_}; // after ctx_: destroyed before it
-  bool reply_timer_armed_ = false;
-  void arm_reply_timer();
-  void sweep_replies();
+  asio::steady_timer sweep_timer_{ctx_}; // after ctx_: destroyed before it
+  bool sweep_armed_ = false;
+  void arm_sweep();
+  void sweep(); // every reply_hold while anything is watched: held replies, parked reads
   const void* last_reader_ = nullptr; // see note_reader
   ThreadCounters counters_;
 };

@@ -12,7 +12,8 @@
 // queued wait. That wait is queued here without a system call. The loop runs on one thread, so
 // no other thread can collect that edge before the wait is queued. A read that returned fewer
 // bytes than asked is not enough: the peer's FIN or RST may sit behind them, already announced
-// by the edge that woke the loop.
+// by the edge that woke the loop, unless the owner looks for those later itself (TcpConnection
+// does for a read that handed messages to the workers: see its read_parked_).
 #pragma once
 
 #include <memory>
@@ -45,7 +46,8 @@ inline ReadWaitReactor read_wait_reactor(boost::asio::io_context&) { return null
 #endif
 
 /// One readability wait at a time for the plain TCP socket of an `Owner`, which gets
-/// `on_readable(ec)` (operation_aborted when the socket is closed). The wait keeps the owner
+/// `on_readable(ec)` (operation_aborted when the socket is closed; success after kick()). The
+/// wait keeps the owner
 /// alive until its callback has run, or until the io_context is destroyed with the wait still
 /// queued. Loop thread only.
 template <class Owner>
@@ -64,7 +66,8 @@ public:
   ReadWait& operator=(const ReadWait&) = delete;
 
   /// Waits for `socket` to become readable. `drained`: the caller's last read of it returned
-  /// would_block, and the loop has not run anything else since.
+  /// would_block (or fewer bytes than asked, and the caller looks later for a FIN or RST behind
+  /// them), and the loop has not run anything else since.
   /// `reactor`: read_wait_reactor() of the socket's io_context.
   template <class Socket>
   void start(Socket& socket, std::shared_ptr<Owner> owner, bool drained,

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <linux/sockios.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <utility>
@@ -452,7 +453,7 @@ void TcpConnection::begin_read(ReadArm how) {
   if (how == ReadArm::after_tasks) {
     // Bytes that arrive later raise an edge, which the wait gets, as after a read that found
     // the socket empty. Only a FIN or RST behind the short read would go unannounced: the
-    // loop's sweep reads once more if nothing else did by then (see read_parked_).
+    // loop's sweep looks 4-5 ms later and completes the wait if so (see read_parked_).
     read_wait_.start(socket_, self(), true, loop_.reactor());
     read_parked_ = true;
     parked_at_ = loop_.sweeps();
@@ -542,16 +543,17 @@ bool TcpConnection::sweep_read() {
     return false;
   }
   if (loop_.sweeps() - parked_at_ < read_check_sweeps) return true;
+  // Bytes that came after the parked read raised an edge of their own, which completed the wait
+  // and ended the park (or its completion is queued). So anything the socket reports now (the
+  // peer's FIN or RST, a pending error, bytes behind an urgent mark) went unannounced: the wait is
+  // completed for a read to find it. poll() looks without taking anything (a peek would clear a
+  // pending error).
+  pollfd p{socket_.native_handle(), POLLIN | POLLRDHUP, 0};
+  const int r = ::poll(&p, 1, 0);
+  if (r < 0 && errno == EINTR) return true; // next sweep
   read_parked_ = false;
   read_watched_ = false;
-  // A peek, which leaves bytes where they are: bytes that came after the parked read raised an
-  // edge of their own (the queued wait gets them), so only an end of stream (0) or an error
-  // needs the wait kicked; would_block means the peer is silent and whatever it sends next will
-  // be announced.
-  char byte = 0;
-  const ssize_t r = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-    read_wait_.kick(socket_, loop_.reactor());
+  if (r != 0) read_wait_.kick(socket_, loop_.reactor());
   return false;
 }
 
@@ -611,7 +613,7 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
     // work (raw Asio's echo gets its next read the same way: with many peers busy, one has
     // often sent again by then; otherwise that read finds would_block, one system call, as the
     // epoll_ctl of a re-armed wait was); alone, at once (usually would_block, and the wait is
-    // then queued directly).
+    // then queued directly). When the messages went to the workers, neither: see after_tasks.
     if (n < room && !sole_reader_) {
       // Messages went to the workers: the peer's next ones likely follow their replies, and
       // reading before those go out finds nothing (a system call per batch, measured).
