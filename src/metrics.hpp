@@ -128,21 +128,4 @@ private:
   bool running_ = false;
 };
 
-/// Times one handler call into `counters` when `on`; costs one branch when off.
-class HandlerTimer {
-public:
-  HandlerTimer(ThreadCounters& counters, bool on) noexcept : counters_(on ? &counters : nullptr) {
-    if (counters_) start_ = std::chrono::steady_clock::now();
-  }
-  ~HandlerTimer() {
-    if (counters_) counters_->observe_handler(std::chrono::steady_clock::now() - start_);
-  }
-  HandlerTimer(const HandlerTimer&) = delete;
-  HandlerTimer& operator=(const HandlerTimer&) = delete;
-
-private:
-  ThreadCounters* counters_;
-  std::chrono::steady_clock::time_point start_{};
-};
-
 } // namespace tao::detail

@@ -247,6 +247,9 @@ void TcpConnection::run_callback(Run run, UniqueFunction<void(Connection&)> fn, 
     }
     return;
   }
+  // Behind the messages the loop has read before it (on_error and on_close after a bad frame
+  // come after the handlers of the frames before it).
+  if (!batch_tasks_.empty() && loop_.in_this_thread()) submit_batch();
   auto ec = core_->workers->submit(id(), [s = self(), f = std::move(fn)]() mutable { f(*s); });
   if (ec) logger()->error("{}: worker pool refused a callback: {}", name(), ec.message());
 }
@@ -543,17 +546,19 @@ bool TcpConnection::sweep_read() {
     return false;
   }
   if (loop_.sweeps() - parked_at_ < read_check_sweeps) return true;
-  // Bytes that came after the parked read raised an edge of their own, which completed the wait
-  // and ended the park (or its completion is queued). So anything the socket reports now (the
-  // peer's FIN or RST, a pending error, bytes behind an urgent mark) went unannounced: the wait is
-  // completed for a read to find it. poll() looks without taking anything (a peek would clear a
-  // pending error).
-  pollfd p{socket_.native_handle(), POLLIN | POLLRDHUP, 0};
+  // What arrived after the parked read raised an edge of its own, which the wait gets (plain
+  // bytes, POLLIN alone, are left to it: seen here, the loop is busy enough not to have collected
+  // it yet, and reading them ahead of it only fills memory sooner, measured). No edge announces
+  // what sat behind the bytes read: the peer's FIN (POLLRDHUP) or RST and pending errors
+  // (POLLHUP, POLLERR), or bytes behind an urgent mark (POLLPRI). For those the wait is
+  // completed, for a read to find them. poll() takes nothing (a peek would clear a pending error).
+  pollfd p{socket_.native_handle(), POLLIN | POLLPRI | POLLRDHUP, 0};
   const int r = ::poll(&p, 1, 0);
   if (r < 0 && errno == EINTR) return true; // next sweep
   read_parked_ = false;
   read_watched_ = false;
-  if (r != 0) read_wait_.kick(socket_, loop_.reactor());
+  if (r < 0 || (p.revents & (POLLPRI | POLLRDHUP | POLLHUP | POLLERR)) != 0)
+    read_wait_.kick(socket_, loop_.reactor());
   return false;
 }
 
@@ -803,6 +808,11 @@ bool TcpConnection::dispatch_frame(const Frame& f, HandlerLaps& laps) {
 }
 
 void TcpConnection::submit_task(Task task) {
+  // Only the read path submits messages, on the loop, inside a read batch: its end hands them
+  // over together. Room for a few first (one allocation for a usual batch), counted after.
+  assert(loop_.in_this_thread());
+  if (batch_tasks_.capacity() == 0) batch_tasks_.reserve(16);
+  batch_tasks_.push_back(std::move(task));
   // A worker holds a reply back only while a later task of the connection waits (see
   // t_task_conn), so the loop watches the connection from its second pending task on: with one
   // message in flight at a time, no timer runs.
@@ -810,10 +820,6 @@ void TcpConnection::submit_task(Task task) {
     reply_watched_ = true;
     loop_.watch_replies(self());
   }
-  // Only the read path submits messages, on the loop, inside a read batch: its end hands them
-  // over together.
-  assert(loop_.in_this_thread());
-  batch_tasks_.push_back(std::move(task));
   if (!in_read_batch_) submit_batch();
 }
 
@@ -844,21 +850,33 @@ void TcpConnection::run_tasks(std::vector<Task>& tasks, bool sole) {
     OwnTask(const OwnTask&) = delete;
     OwnTask& operator=(const OwnTask&) = delete;
   } own(sole ? this : nullptr);
-  // Each handler is timed from the end of the one before (one clock read per message).
+  // Each handler is timed from the end of the one before (one clock read per message; the
+  // bookkeeping between two handlers, a few atomic operations, counts towards the second).
   HandlerLaps laps(counters, core_->handler_timing);
   for (Task& t : tasks) {
-    {
+    struct Done { // task_done() whatever happens
+      TcpConnection* c;
+      ~Done() { c->task_done(); }
+    } done{this};
+    const char* threw = nullptr;
+    std::string what;
+    try {
       HandlerLaps::Lap lap(laps, true);
-      try {
-        t(*this);
-      } catch (const std::exception& ex) {
-        handler_threw(ex.what());
-      } catch (...) {
-        handler_threw("non-standard exception");
-      }
-      t = nullptr;
+      t(*this);
+    } catch (const std::exception& ex) {
+      what = ex.what();
+      threw = what.c_str();
+    } catch (...) {
+      threw = "non-standard exception";
     }
-    task_done(); // (its few atomic operations count towards the next handler's lap)
+    if (threw) {
+      try {
+        handler_threw(threw);
+      } catch (...) { // out of memory while reporting: the close still goes ahead
+        close();
+      }
+    }
+    t = nullptr;
   }
 }
 

@@ -57,7 +57,7 @@ public:
   bool sweep_replies();
   /// Loop thread, every Loop::reply_hold while the loop watches this connection: once it has
   /// been parked (see read_parked_) for read_check_sweeps sweeps, looks for a FIN or RST behind
-  /// its last read (a peek) and, if there is one, completes its wait so that a read finds it.
+  /// its last read (poll) and, if there is one, completes its wait so that a read finds it.
   /// False once it is not parked any more, or checked: the loop stops watching it.
   bool sweep_read();
   /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
@@ -131,7 +131,7 @@ private:
   // too) the connection waits for an edge, without reading again at once: until their replies go
   // out, the peer has nothing to send, and that read would find the socket empty (a system call
   // per batch; measured). Bytes that arrive later raise an edge; only a FIN or RST that sat
-  // behind the bytes read would go unannounced, so the loop's sweep peeks at a connection still
+  // behind the bytes read would go unannounced, so the loop's sweep polls a connection still
   // parked 4-5 ms later and kicks its wait if the peer has closed (the close is then seen that
   // late, in that case only). Loop thread only.
   bool read_parked_ = false;

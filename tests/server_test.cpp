@@ -519,6 +519,42 @@ TEST(ClientServer, AWorkersRepliesGoOutWhenTheLastMessageOfABatchGetsNone) {
   }
 }
 
+TEST(ClientServer, OnErrorAndOnCloseAfterABadFrameComeAfterTheHandlersOfTheFramesBeforeIt) {
+  // Two good frames and an oversize one in a single read, handlers on a worker: the worker runs
+  // the two handlers, then on_error, then on_close (last, as always).
+  for (int round = 0; round < 5; ++round) {
+    SCOPED_TRACE(round);
+    std::mutex m;
+    std::vector<std::string> seen;
+    auto note = [&](std::string what) {
+      std::lock_guard l(m);
+      seen.push_back(std::move(what));
+    };
+    tao::Server server(test::local_server(1, 1));
+    server.handle<Text>([&](tao::Connection&, const Text& t) {
+      std::this_thread::sleep_for(5ms);
+      note(t.text);
+    });
+    server.on_error([&](tao::Connection&, const tao::Error& e) {
+      note("error " + std::string(e.code == tao::errc::frame_too_large ? "frame_too_large"
+                                                                       : e.code.message()));
+    });
+    server.on_close([&](tao::Connection&) { note("close"); });
+    server.start();
+    RawPeer p(server.port());
+    p.send(test::frame(1, "one") + test::frame(1, "two") +
+           test::from_hex("0100000001008000")); // length 8 MiB + 1
+    ASSERT_TRUE(test::eventually(
+        [&] {
+          std::lock_guard l(m);
+          return !seen.empty() && seen.back() == "close";
+        },
+        3s));
+    std::lock_guard l(m);
+    EXPECT_EQ(seen, (std::vector<std::string>{"one", "two", "error frame_too_large", "close"}));
+  }
+}
+
 TEST(ClientServer, AWorkerHandlerThatRepliesAndClosesInABatchStillSendsItsReply) {
   // The reply is held for the batch's next message (which answers nothing); the close that
   // follows it sends it, then closes, at once rather than at close_timeout.

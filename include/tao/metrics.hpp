@@ -74,7 +74,7 @@ struct MetricsHttpOptions {
 /// What the framework measures (ServerOptions::metrics, ClientOptions::metrics).
 struct MetricsOptions {
   /// Time every message handler (decoding included) for the tao_handler_seconds histogram: one
-  /// or two steady_clock reads per message (tens of ns). Counters and gauges are always kept.
+  /// steady_clock read per message (tens of ns). Counters and gauges are always kept.
   bool handler_timing = true;
   /// Serve the metrics over HTTP; none = off (the default).
   std::optional<MetricsHttpOptions> http{};
