@@ -37,7 +37,8 @@ std::string to_prometheus(const MetricsSnapshot& m) {
   one(out, "tao_heartbeat_timeouts_total", "counter",
       "Connections closed because the peer was silent longer than the heartbeat timeout.",
       m.heartbeat_timeouts);
-  one(out, "tao_worker_queue_depth", "gauge", "Handler tasks waiting for a worker thread.",
+  one(out, "tao_worker_queue_depth", "gauge",
+      "Work waiting for a worker thread (the messages of one read count once).",
       m.worker_queue_depth);
   one(out, "tao_queued_out_bytes", "gauge", "Bytes accepted by write() and not yet sent.",
       m.queued_out_bytes);

@@ -79,8 +79,9 @@ struct alignas(64) ThreadCounters {
 
 /// Times consecutive handler calls on one thread with one clock read each: a lap ends where the
 /// previous one ended (or where the timer was started), so a batch of messages read at once costs
-/// one steady_clock read per message instead of two. A lap therefore includes the decoding of its
-/// message. After work that is not a timed handler, skip() makes the next lap start afresh.
+/// one steady_clock read per message, plus one for the batch, instead of two per message. A lap
+/// therefore includes the decoding of its message. After work that is not a timed handler, skip()
+/// makes the next lap start afresh.
 class HandlerLaps {
 public:
   HandlerLaps(ThreadCounters& counters, bool on) noexcept : counters_(on ? &counters : nullptr) {}

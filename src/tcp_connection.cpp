@@ -249,7 +249,7 @@ void TcpConnection::run_callback(Run run, UniqueFunction<void(Connection&)> fn, 
   }
   // Behind the messages the loop has read before it (on_error and on_close after a bad frame
   // come after the handlers of the frames before it).
-  if (!batch_tasks_.empty() && loop_.in_this_thread()) submit_batch();
+  if (loop_.in_this_thread() && !batch_tasks_.empty()) submit_batch(); // (a loop-only vector)
   auto ec = core_->workers->submit(id(), [s = self(), f = std::move(fn)]() mutable { f(*s); });
   if (ec) logger()->error("{}: worker pool refused a callback: {}", name(), ec.message());
 }
@@ -814,8 +814,8 @@ void TcpConnection::submit_task(Task task) {
   if (batch_tasks_.capacity() == 0) batch_tasks_.reserve(16);
   batch_tasks_.push_back(std::move(task));
   // A worker holds a reply back only while a later task of the connection waits (see
-  // t_task_conn), so the loop watches the connection from its second pending task on: with one
-  // message in flight at a time, no timer runs.
+  // t_task_conn), so the loop watches the connection from its second pending task on (with one
+  // message in flight at a time, no reply is held; the sweep may run for parked reads).
   if (pending_.fetch_add(1) >= 1 && !reply_watched_) {
     reply_watched_ = true;
     loop_.watch_replies(self());
@@ -850,33 +850,35 @@ void TcpConnection::run_tasks(std::vector<Task>& tasks, bool sole) {
     OwnTask(const OwnTask&) = delete;
     OwnTask& operator=(const OwnTask&) = delete;
   } own(sole ? this : nullptr);
-  // Each handler is timed from the end of the one before (one clock read per message; the
-  // bookkeeping between two handlers, a few atomic operations, counts towards the second).
+  // Each handler is timed from the end of the one before (one clock read per message, plus one
+  // per batch; what happens between two handlers, freeing the first one's message and its
+  // bookkeeping, counts towards the second).
   HandlerLaps laps(counters, core_->handler_timing);
   for (Task& t : tasks) {
     struct Done { // task_done() whatever happens
       TcpConnection* c;
       ~Done() { c->task_done(); }
     } done{this};
-    const char* threw = nullptr;
-    std::string what;
     try {
       HandlerLaps::Lap lap(laps, true);
       t(*this);
     } catch (const std::exception& ex) {
-      what = ex.what();
-      threw = what.c_str();
+      handler_threw_noexcept(ex.what());
     } catch (...) {
-      threw = "non-standard exception";
-    }
-    if (threw) {
-      try {
-        handler_threw(threw);
-      } catch (...) { // out of memory while reporting: the close still goes ahead
-        close();
-      }
+      handler_threw_noexcept("non-standard exception");
     }
     t = nullptr;
+  }
+}
+
+void TcpConnection::handler_threw_noexcept(const char* what) noexcept {
+  try {
+    handler_threw(what);
+  } catch (...) { // out of memory while reporting it: the close still goes ahead if it can
+    try {
+      close();
+    } catch (...) {
+    }
   }
 }
 

@@ -56,8 +56,9 @@ public:
   /// left on the workers: the loop stops watching it (the last task sends what is still held).
   bool sweep_replies();
   /// Loop thread, every Loop::reply_hold while the loop watches this connection: once it has
-  /// been parked (see read_parked_) for read_check_sweeps sweeps, looks for a FIN or RST behind
-  /// its last read (poll) and, if there is one, completes its wait so that a read finds it.
+  /// been parked (see read_parked_) for read_check_sweeps sweeps, looks (poll) for what no edge
+  /// announces behind its last read (FIN, RST, a pending error, urgent data) and, if there is
+  /// any, completes its wait so that a read finds it.
   /// False once it is not parked any more, or checked: the loop stops watching it.
   bool sweep_read();
   /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
@@ -230,6 +231,8 @@ private:
   /// On a worker, after the connection's last queued task: sends replies still held back.
   void send_held_replies() noexcept;
   void handler_threw(const std::string& what);
+  /// handler_threw() for a worker's batch, which must go on whatever reporting throws.
+  void handler_threw_noexcept(const char* what) noexcept;
   TimerId add_timer(TimePoint due, Duration interval, TimerCallback fn);
   /// Runs a timer's or a schedule's callback where this connection's handlers run, unless the
   /// connection has closed meanwhile; an exception closes the connection as from a handler.

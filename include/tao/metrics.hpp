@@ -32,7 +32,8 @@ struct HistogramSnapshot {
 struct MetricsSnapshot {
   // Gauges.
   std::uint64_t connections_current = 0; ///< open connections (registered, not yet closed)
-  std::uint64_t worker_queue_depth = 0;  ///< handler tasks waiting for a worker
+  std::uint64_t worker_queue_depth = 0;  ///< work waiting for a worker: one per read's messages,
+                                         ///< per callback
   std::uint64_t queued_out_bytes = 0;    ///< bytes accepted by write() not yet sent
   std::uint64_t timers_active = 0;       ///< pending timers on the event loops
   // Counters, since start.
@@ -74,7 +75,8 @@ struct MetricsHttpOptions {
 /// What the framework measures (ServerOptions::metrics, ClientOptions::metrics).
 struct MetricsOptions {
   /// Time every message handler (decoding included) for the tao_handler_seconds histogram: one
-  /// steady_clock read per message (tens of ns). Counters and gauges are always kept.
+  /// steady_clock read per message, plus one per batch of messages read at once (tens of ns).
+  /// Counters and gauges are always kept.
   bool handler_timing = true;
   /// Serve the metrics over HTTP; none = off (the default).
   std::optional<MetricsHttpOptions> http{};
