@@ -47,9 +47,8 @@ inline ReadWaitReactor read_wait_reactor(boost::asio::io_context&) { return null
 
 /// One readability wait at a time for the plain TCP socket of an `Owner`, which gets
 /// `on_readable(ec)` (operation_aborted when the socket is closed; success after kick()). The
-/// wait keeps the owner
-/// alive until its callback has run, or until the io_context is destroyed with the wait still
-/// queued. Loop thread only.
+/// wait keeps the owner alive until its callback has run, or until the io_context is destroyed
+/// with the wait still queued. Loop thread only.
 template <class Owner>
 class ReadWait
 #ifdef TAO_READ_WAIT_QUEUES_DIRECTLY
