@@ -21,7 +21,7 @@ Core::Core(CoreConfig cfg)
     : role(std::move(cfg.role)), conn_opts(cfg.connection), heartbeat(cfg.heartbeat),
       heartbeat_reply(cfg.heartbeat_reply), tls(std::move(cfg.tls)), codec(std::move(cfg.codec)),
       dispatch(std::move(cfg.dispatch)), handler_timing(cfg.handler_timing),
-      loops(cfg.io_threads, cfg.read_chunk) {
+      loops(cfg.io_threads, cfg.read_chunk, cfg.connection.max_worker_backlog) {
   if (cfg.workers > 0) {
     workers = std::make_unique<WorkerPool>(WorkerPoolOptions{cfg.workers, 0});
     worker_counters = std::make_unique<ThreadCounters[]>(workers->size());
@@ -135,6 +135,7 @@ MetricsSnapshot Core::metrics() const {
   for (std::size_t i = 0; i < loops.size(); ++i) {
     loops.at(i).counters().add_to(m);
     m.timers_active += loops.at(i).timers().size();
+    m.worker_backlog_bytes += loops.at(i).worker_backlog();
   }
   if (workers) {
     for (std::size_t i = 0; i < workers->size(); ++i)

@@ -45,6 +45,46 @@ void Loop::stop() {
   reply_watch_.clear();
   reply_scan_.clear();
   read_watch_.clear();
+  backlog_waiters_.clear();
+}
+
+void Loop::backlog_done(std::size_t bytes) {
+  if (bytes == 0) return;
+  const std::size_t left = backlog_.fetch_sub(bytes) - bytes;
+  if (left <= backlog_limit_ / 2 && backlog_waiting_.load()) post_backlog_resume();
+}
+
+void Loop::wait_backlog(std::weak_ptr<TcpConnection> c) {
+  backlog_waiters_.push_back(std::move(c));
+  backlog_waiting_.store(true);
+  // A worker that drained the backlog between the caller's look and the flag saw no waiter.
+  if (backlog_.load() <= backlog_limit_ / 2) post_backlog_resume();
+}
+
+void Loop::post_backlog_resume() {
+  if (backlog_resume_posted_.exchange(true)) return;
+  asio::post(ctx_, [this] { resume_backlog(); });
+}
+
+void Loop::resume_backlog() {
+  backlog_resume_posted_.store(false);
+  std::vector<std::weak_ptr<TcpConnection>> waiters;
+  waiters.swap(backlog_waiters_);
+  backlog_waiting_.store(false);
+  for (std::size_t i = 0; i < waiters.size(); ++i) {
+    if (backlog_full()) {
+      // Full again. First in line now: the one that stopped in the middle of its read (normally
+      // the only one that joined the line meanwhile); then the rest, in their order.
+      backlog_waiters_.insert(
+          backlog_waiters_.end(),
+          std::make_move_iterator(waiters.begin() + static_cast<std::ptrdiff_t>(i)),
+          std::make_move_iterator(waiters.end()));
+      backlog_waiting_.store(true);
+      if (backlog_.load() <= backlog_limit_ / 2) post_backlog_resume();
+      return;
+    }
+    if (auto c = waiters[i].lock()) c->resume_after_backlog();
+  }
 }
 
 void Loop::watch_replies(std::shared_ptr<TcpConnection> c) {
@@ -81,10 +121,10 @@ void Loop::sweep() {
   if (!reply_watch_.empty() || !read_watch_.empty()) arm_sweep();
 }
 
-LoopPool::LoopPool(std::size_t n, std::size_t read_chunk) {
+LoopPool::LoopPool(std::size_t n, std::size_t read_chunk, std::size_t backlog_limit) {
   loops_.reserve(n);
   for (std::size_t i = 0; i < n; ++i)
-    loops_.push_back(std::make_unique<Loop>(i, read_chunk));
+    loops_.push_back(std::make_unique<Loop>(i, read_chunk, backlog_limit));
 }
 
 void LoopPool::start() {

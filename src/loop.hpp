@@ -27,8 +27,9 @@ class TcpConnection;
 
 class Loop {
 public:
-  explicit Loop(std::size_t index, std::size_t read_chunk)
-      : index_(index), ctx_(1), scratch_(read_chunk), timers_(ctx_) {}
+  Loop(std::size_t index, std::size_t read_chunk, std::size_t backlog_limit)
+      : index_(index), ctx_(1), scratch_(read_chunk), timers_(ctx_), backlog_limit_(backlog_limit) {
+  }
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -147,6 +148,30 @@ public:
     return ec;
   }
 
+  // Worker backlog (ConnectionOptions::max_worker_backlog): bytes of messages read on this loop
+  // and handed to the workers whose handlers have not finished, over all its connections.
+  std::size_t worker_backlog() const noexcept { return backlog_.load(std::memory_order_relaxed); }
+  /// Loop thread: true while the backlog, with `unsent` bytes about to join it, is at its
+  /// limit (never without one); reading stops.
+  bool backlog_full(std::size_t unsent = 0) const noexcept {
+    return backlog_limit_ != 0 &&
+           backlog_.load(std::memory_order_relaxed) + unsent >= backlog_limit_;
+  }
+  /// Loop thread: connections are waiting for the backlog to drain. A connection that would read
+  /// now waits behind them (in turn), or those that have just been served, whose peers answer
+  /// first, would take all the room each time it drains.
+  bool backlog_queued() const noexcept { return !backlog_waiters_.empty(); }
+  /// Loop thread, before the batch goes to the pool.
+  void backlog_add(std::size_t bytes) noexcept {
+    if (bytes) backlog_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  /// Any thread (a worker, after a batch's handlers): when the backlog falls to half its limit,
+  /// the connections that stopped for it read again, on the loop.
+  void backlog_done(std::size_t bytes);
+  /// Loop thread: `c` stopped reading for the backlog; resume_after_backlog() is called when it
+  /// has drained to half (in the order the connections stopped).
+  void wait_backlog(std::weak_ptr<TcpConnection> c);
+
   void start();
   /// Stops the loop and joins its thread, then runs what completions are left (sockets and
   /// timers are closed by then, so these are only cancellations) so that nothing they own leaks.
@@ -178,11 +203,20 @@ private:
   void sweep(); // every reply_hold while anything is watched: held replies, parked reads
   const void* last_reader_ = nullptr; // see note_reader
   ThreadCounters counters_;
+  const std::size_t backlog_limit_; // 0: none
+  std::atomic<std::size_t> backlog_{0};
+  // Set by the loop when a connection waits, read by the worker that drains the backlog; with
+  // backlog_ (both seq_cst where they meet) one of the two always sees the other.
+  std::atomic<bool> backlog_waiting_{false};
+  std::atomic<bool> backlog_resume_posted_{false};
+  std::vector<std::weak_ptr<TcpConnection>> backlog_waiters_; // loop thread, oldest first
+  void post_backlog_resume();
+  void resume_backlog();
 };
 
 class LoopPool {
 public:
-  LoopPool(std::size_t n, std::size_t read_chunk);
+  LoopPool(std::size_t n, std::size_t read_chunk, std::size_t backlog_limit);
   void start();
   void stop();
   /// Round robin.

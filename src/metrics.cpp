@@ -40,6 +40,9 @@ std::string to_prometheus(const MetricsSnapshot& m) {
   one(out, "tao_worker_queue_depth", "gauge",
       "Work waiting for a worker thread (the messages of one read count once).",
       m.worker_queue_depth);
+  one(out, "tao_worker_backlog_bytes", "gauge",
+      "Message bytes handed to worker threads whose handlers have not finished.",
+      m.worker_backlog_bytes);
   one(out, "tao_queued_out_bytes", "gauge", "Bytes accepted by write() and not yet sent.",
       m.queued_out_bytes);
   one(out, "tao_timers_active", "gauge", "Pending timers on the event loops.", m.timers_active);

@@ -27,6 +27,9 @@ constexpr std::size_t min_read_room = 16u << 10;
 // read's replies (16 x 4 KiB frames with their headers are 65,664 bytes), so answering full reads
 // does not grow the buffer and copy it once per read.
 constexpr std::size_t keep_write_capacity = 128u << 10;
+// What a message on its way to a worker counts in its loop's worker backlog besides its payload:
+// its task and decoded object (ConnectionOptions::max_worker_backlog).
+constexpr std::size_t backlog_per_message = 64;
 constexpr std::size_t tls_read_size = 16u << 10; // one TLS record at most
 // What an empty queue reserves after a send of `sent` bytes, in KiB (see last_flush_kib_).
 std::uint8_t reserve_kib(std::size_t sent) {
@@ -382,7 +385,7 @@ void TcpConnection::heartbeat_check(TimePoint now) {
   const HeartbeatOptions& hb = core_->heartbeat;
   if (hb.timeout.count() > 0) {
     // While we stopped reading (backpressure), the silence is ours, not the peer's.
-    if (paused_for_send_ || paused_for_tasks_.load()) last_in_ = now;
+    if (paused_for_send_ || paused_for_backlog_ || paused_for_tasks_.load()) last_in_ = now;
     if (now - last_in_ >= hb.timeout) {
       bump(loop_.counters().heartbeat_timeouts);
       fail(make_error_code(errc::heartbeat_timeout),
@@ -433,6 +436,15 @@ bool TcpConnection::read_blocked() {
     paused_for_send_ = true;
     return true;
   }
+  if (core_->workers && (loop_.backlog_full(batch_bytes_) || loop_.backlog_queued())) {
+    // The loop's queued messages for the workers are at max_worker_backlog: every connection on
+    // it stops reading, and they read again in the order they stopped, once half has run.
+    if (!paused_for_backlog_) {
+      paused_for_backlog_ = true;
+      loop_.wait_backlog(self());
+    }
+    return true;
+  }
   if (core_->workers && pending_.load() >= opts_.max_pending_messages) {
     paused_for_tasks_.store(true);
     // A worker may have drained past the resume mark before it could see the flag.
@@ -470,10 +482,23 @@ void TcpConnection::begin_read(ReadArm how) {
     asio::post(loop_.context(), [s = self()] { s->on_readable({}); });
     return;
   }
+  if (how == ReadArm::now) {
+    on_readable({});
+    return;
+  }
   read_wait_.start(socket_, self(), how == ReadArm::dry, loop_.reactor());
 }
 
-void TcpConnection::resume_reading() {
+void TcpConnection::resume_after_backlog() {
+  paused_for_backlog_ = false;
+  // Read in this call, not through a posted wait: the loop resumes its waiting connections in
+  // order while there is room, which it can only tell once each has read. (Deferred reads would
+  // all find the backlog full again, and go to the back, behind the connections served just
+  // before, whose peers answer first: those then took all the room, measured.)
+  resume_reading(ReadArm::now);
+}
+
+void TcpConnection::resume_reading(ReadArm how) {
   if (state_ != State::open || read_blocked()) return;
   if (rbeg_ != rend_) {
     ReadBatch batch(*this);
@@ -481,7 +506,7 @@ void TcpConnection::resume_reading() {
     if (state_ != State::open) return;
     consume(used);
   }
-  begin_read();
+  begin_read(how);
 }
 
 TcpConnection::ReadBatch::ReadBatch(TcpConnection& c) noexcept : c_(c), outer_(!c.in_read_batch_) {
@@ -775,10 +800,12 @@ bool TcpConnection::dispatch_frame(const Frame& f, HandlerLaps& laps) {
         return false;
       }
     } else {
-      submit_task([type = f.type, copy = f.payload.str()](Connection& conn) {
-        static_cast<TcpConnection&>(conn).core_->dispatch->on_message(conn,
-                                                                      Frame{type, ByteView(copy)});
-      });
+      submit_task(
+          [type = f.type, copy = f.payload.str()](Connection& conn) {
+            static_cast<TcpConnection&>(conn).core_->dispatch->on_message(
+                conn, Frame{type, ByteView(copy)});
+          },
+          f.payload.size());
     }
     return true;
   }
@@ -803,16 +830,17 @@ bool TcpConnection::dispatch_frame(const Frame& f, HandlerLaps& laps) {
                      hex_prefix(f.payload.data(), f.payload.size())));
     return false;
   }
-  if (!now) submit_task(std::move(later));
+  if (!now) submit_task(std::move(later), f.payload.size());
   return true;
 }
 
-void TcpConnection::submit_task(Task task) {
+void TcpConnection::submit_task(Task task, std::size_t bytes) {
   // Only the read path submits messages, on the loop, inside a read batch: its end hands them
   // over together. Room for a few first (one allocation for a usual batch), counted after.
   assert(loop_.in_this_thread());
   if (batch_tasks_.capacity() == 0) batch_tasks_.reserve(16);
   batch_tasks_.push_back(std::move(task));
+  batch_bytes_ += bytes + backlog_per_message;
   // A worker holds a reply back only while a later task of the connection waits (see
   // t_task_conn), so the loop watches the connection from its second pending task on (with one
   // message in flight at a time, no reply is held; the sweep may run for parked reads).
@@ -830,10 +858,35 @@ void TcpConnection::submit_batch() {
   const bool sole = sole_reader_;
   const std::size_t n = batch_tasks_.size();
   // One pool task per batch, not one per message: one allocation, one turn of the pool's lock
-  // and one reference to the connection for all of them.
-  auto run = [s = self(), tasks = std::move(batch_tasks_), sole]() mutable {
-    s->run_tasks(tasks, sole);
+  // and one reference to the connection for all of them. Its bytes count in the loop's worker
+  // backlog until the handlers have run, or until the task is dropped unrun (a stopped pool).
+  // 48 bytes, so that the pool's task holds it without an allocation of its own.
+  struct Batch {
+    std::shared_ptr<TcpConnection> conn;
+    std::vector<Task> tasks;
+    std::uint64_t owed_and_sole; // backlog bytes not yet given back << 1 | sole
+    Batch(std::shared_ptr<TcpConnection> c, std::vector<Task> t, std::size_t bytes, bool sole)
+        : conn(std::move(c)), tasks(std::move(t)), owed_and_sole(bytes << 1 | (sole ? 1 : 0)) {
+      conn->loop_.backlog_add(bytes);
+    }
+    Batch(Batch&& o) noexcept
+        : conn(std::move(o.conn)), tasks(std::move(o.tasks)),
+          owed_and_sole(std::exchange(o.owed_and_sole, 0)) {}
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    Batch& operator=(Batch&&) = delete;
+    ~Batch() { give_back(); }
+    void operator()() {
+      conn->run_tasks(tasks, (owed_and_sole & 1) != 0);
+      give_back();
+    }
+    void give_back() noexcept {
+      if (conn && (owed_and_sole >> 1) != 0) conn->loop_.backlog_done(owed_and_sole >> 1);
+      owed_and_sole &= 1;
+    }
   };
+  static_assert(sizeof(Batch) <= 48);
+  Batch run(self(), std::move(batch_tasks_), std::exchange(batch_bytes_, 0), sole);
   batch_tasks_ = std::vector<Task>(); // (a moved-from vector is empty; this says so)
   auto ec = loop_.submit_to(*core_->workers, id(), std::move(run));
   if (ec) {

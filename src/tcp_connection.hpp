@@ -61,6 +61,9 @@ public:
   /// any, completes its wait so that a read finds it.
   /// False once it is not parked any more, or checked: the loop stops watching it.
   bool sweep_read();
+  /// Loop thread: the loop's worker backlog, for which this connection stopped reading, has
+  /// drained to half its limit (see Loop::wait_backlog): reads again.
+  void resume_after_backlog();
   /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
   void run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn, TimePoint due);
   /// Closes the connection if the peer was silent too long; sends a heartbeat if this side was.
@@ -124,6 +127,7 @@ private:
     after_tasks, ///< the last read got bytes and handed messages to the workers: queue a wait
                  ///< without re-arming, and have the loop's sweep check for a FIN or RST
                  ///< behind those bytes (see read_parked_)
+    now,         ///< read at once, in this call (plain TCP; TLS waits as for `wait`)
   };
   void begin_read(ReadArm how = ReadArm::wait);
   friend class ReadWait<TcpConnection>;
@@ -144,7 +148,7 @@ private:
   std::size_t parse(const char* data, std::size_t n);
   bool dispatch_frame(const Frame& f, HandlerLaps& laps);
   bool read_blocked();
-  void resume_reading();
+  void resume_reading(ReadArm how = ReadArm::wait);
   void keep_leftover(const char* data, std::size_t n);
   /// Marks the parsing of freshly read bytes: writes made meanwhile by this connection's own
   /// handlers on the loop are flushed once, when the batch finishes (or the scope ends), instead
@@ -216,7 +220,9 @@ private:
   bool linger_drain();
   std::size_t unacknowledged_bytes();
   void fail(std::error_code ec, const std::string& text);
-  void submit_task(Task task);
+  /// `bytes`: the message's payload size, counted (with backlog_per_message) in the loop's
+  /// worker backlog until its handler has run.
+  void submit_task(Task task, std::size_t bytes);
   /// Hands the read batch's tasks (batch_tasks_) to the connection's worker as one pool task.
   void submit_batch();
   /// Runs `tasks` in order on a worker (see submit_batch).
@@ -273,13 +279,15 @@ private:
   bool tls_shutdown_started_ = false;
   bool peer_eof_ = false;
   bool lingering_ = false;
-  bool in_read_batch_ = false;  // parsing what was just read: replies are flushed at its end
-  bool flush_deferred_ = false; // a reply was queued in this read batch; its end flushes
-  bool sole_reader_ = false;    // the loop's previous read wake-up was this connection's too
-  bool reply_watched_ = false;  // in the loop's reply watch (see Loop::watch_replies)
+  bool in_read_batch_ = false;      // parsing what was just read: replies are flushed at its end
+  bool flush_deferred_ = false;     // a reply was queued in this read batch; its end flushes
+  bool sole_reader_ = false;        // the loop's previous read wake-up was this connection's too
+  bool reply_watched_ = false;      // in the loop's reply watch (see Loop::watch_replies)
+  bool paused_for_backlog_ = false; // waiting in Loop::wait_backlog
   // The messages of the current read batch for the workers, handed over as one pool task when
   // the batch ends (counted in pending_ already). Empty, and without capacity, between batches.
   std::vector<Task> batch_tasks_;
+  std::size_t batch_bytes_ = 0; // their sizes, for the loop's worker backlog
 
   // Shared with writers, timers and workers on other threads.
   bool accepting_ = true; // guarded by wmutex_

@@ -147,6 +147,70 @@ TEST(Backpressure, AFastSenderToASlowHandlerIsSlowedNotDropped) {
   EXPECT_GT(max_pending.load(), 1u); // and the pool really was busy
 }
 
+TEST(Backpressure, ALoopStopsReadingWhileItsWorkerBacklogIsFullAndLosesNothing) {
+  // Eight peers flood one loop whose single worker is slow: the loop's queued messages stay
+  // within max_worker_backlog (plus one frame), the rest waits in TCP, and every message is
+  // handled once, in order.
+  auto o = test::local_server(1);
+  o.io_threads = 1;
+  constexpr std::size_t limit = 64u << 10;
+  o.connection.max_worker_backlog = limit;
+  o.connection.max_pending_messages = 100000; // only the loop's bound applies here
+  tao::Server s(o);
+  constexpr int conns = 8, n = 400;
+  const std::string pad(1000, 'b');
+  std::mutex m;
+  std::map<tao::ConnectionId, int> next;
+  std::atomic<int> wrong{0}, handled{0};
+  s.handle<Text>([&](tao::Connection& c, const Text& t) {
+    {
+      std::lock_guard l(m);
+      int& want = next[c.id()];
+      if (t.text != std::to_string(want) + pad) ++wrong;
+      ++want;
+    }
+    ++handled;
+    std::this_thread::sleep_for(50us);
+    c.write(Text{t.text.substr(0, t.text.size() - pad.size())});
+  });
+  s.start();
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> peak{0};
+  std::thread watch([&] {
+    while (!done) {
+      const std::uint64_t b = s.metrics().worker_backlog_bytes;
+      if (b > peak) peak = b;
+      std::this_thread::sleep_for(200us);
+    }
+  });
+  std::vector<std::unique_ptr<RawPeer>> peers;
+  std::vector<std::thread> senders;
+  for (int i = 0; i < conns; ++i)
+    peers.push_back(std::make_unique<RawPeer>(s.port()));
+  for (int i = 0; i < conns; ++i)
+    senders.emplace_back([&, i] {
+      std::string burst;
+      for (int k = 0; k < n; ++k)
+        burst += test::frame(1, std::to_string(k) + pad);
+      peers[i]->send(burst);
+    });
+  for (int i = 0; i < conns; ++i)
+    for (int k = 0; k < n; ++k) {
+      auto f = peers[i]->read_frame(20s);
+      ASSERT_TRUE(f) << "connection " << i << " message " << k;
+      ASSERT_EQ(f->second, std::to_string(k));
+    }
+  for (auto& t : senders)
+    t.join();
+  done = true;
+  watch.join();
+  EXPECT_EQ(handled, conns * n);
+  EXPECT_EQ(wrong, 0);
+  EXPECT_LE(peak.load(), limit + 1100) << "the loop's bound held (one frame over at most)";
+  EXPECT_GT(peak.load(), limit / 2) << "and the worker really had a backlog";
+  EXPECT_TRUE(test::eventually([&] { return s.metrics().worker_backlog_bytes == 0; }));
+}
+
 TEST(Backpressure, ARequesterThatNeverReadsRepliesIsSlowedByTcpAndLosesNothing) {
   auto o = test::local_server(0);
   o.connection.pause_reading_at = 64 << 10;

@@ -190,6 +190,7 @@ const std::vector<std::string> all_metric_names = {"tao_connections_current",
                                                    "tao_protocol_errors_total",
                                                    "tao_heartbeat_timeouts_total",
                                                    "tao_worker_queue_depth",
+                                                   "tao_worker_backlog_bytes",
                                                    "tao_queued_out_bytes",
                                                    "tao_timers_active",
                                                    "tao_handler_seconds"};

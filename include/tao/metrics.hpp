@@ -31,11 +31,13 @@ struct HistogramSnapshot {
 /// copy and keep on any thread.
 struct MetricsSnapshot {
   // Gauges.
-  std::uint64_t connections_current = 0; ///< open connections (registered, not yet closed)
-  std::uint64_t worker_queue_depth = 0;  ///< work waiting for a worker: one per read's messages,
-                                         ///< per callback
-  std::uint64_t queued_out_bytes = 0;    ///< bytes accepted by write() not yet sent
-  std::uint64_t timers_active = 0;       ///< pending timers on the event loops
+  std::uint64_t connections_current = 0;  ///< open connections (registered, not yet closed)
+  std::uint64_t worker_queue_depth = 0;   ///< work waiting for a worker: one per read's messages,
+                                          ///< per callback
+  std::uint64_t worker_backlog_bytes = 0; ///< message bytes handed to workers, handlers not
+                                          ///< finished (see max_worker_backlog)
+  std::uint64_t queued_out_bytes = 0;     ///< bytes accepted by write() not yet sent
+  std::uint64_t timers_active = 0;        ///< pending timers on the event loops
   // Counters, since start.
   std::uint64_t connections_accepted = 0; ///< connections that started (server: accepted)
   std::uint64_t connections_refused = 0;  ///< server: refused by max_connections
