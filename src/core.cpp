@@ -21,7 +21,7 @@ Core::Core(CoreConfig cfg)
     : role(std::move(cfg.role)), conn_opts(cfg.connection), heartbeat(cfg.heartbeat),
       heartbeat_reply(cfg.heartbeat_reply), tls(std::move(cfg.tls)), codec(std::move(cfg.codec)),
       dispatch(std::move(cfg.dispatch)), handler_timing(cfg.handler_timing),
-      loops(cfg.io_threads, cfg.read_chunk, cfg.connection.max_worker_backlog) {
+      loops(cfg.io_threads, cfg.read_chunk, cfg.connection.max_worker_backlog, cfg.workers) {
   if (cfg.workers > 0) {
     workers = std::make_unique<WorkerPool>(WorkerPoolOptions{cfg.workers, 0});
     worker_counters = std::make_unique<ThreadCounters[]>(workers->size());

@@ -40,51 +40,62 @@ void Loop::stop() {
   if (thread_.joinable()) thread_.join();
   timers_.clear();
   sweep_timer_.cancel();
+  for (Backlog& b : backlogs_) // a resume still queued finds no one to read (the loop is done)
+    b.waiters.clear();
   ctx_.restart();
   ctx_.poll();
   reply_watch_.clear();
   reply_scan_.clear();
   read_watch_.clear();
-  backlog_waiters_.clear();
 }
 
-void Loop::backlog_done(std::size_t bytes) {
+void Loop::backlog_done(std::size_t w, std::size_t bytes) {
   if (bytes == 0) return;
-  const std::size_t left = backlog_.fetch_sub(bytes) - bytes;
-  if (left <= backlog_limit_ / 2 && backlog_waiting_.load()) post_backlog_resume();
+  Backlog& b = backlogs_[w];
+  const std::size_t left = b.bytes.fetch_sub(bytes) - bytes;
+  if (left <= backlog_share_ / 2 && b.waiting.load()) post_backlog_resume(w);
 }
 
-void Loop::wait_backlog(std::weak_ptr<TcpConnection> c) {
-  backlog_waiters_.push_back(std::move(c));
-  backlog_waiting_.store(true);
+void Loop::wait_backlog(std::size_t w, std::weak_ptr<TcpConnection> c, std::size_t unsent) {
+  Backlog& b = backlogs_[w];
+  b.waiters.push_back(std::move(c));
+  b.waiting.store(true);
   // A worker that drained the backlog between the caller's look and the flag saw no waiter.
-  if (backlog_.load() <= backlog_limit_ / 2) post_backlog_resume();
+  if (b.bytes.load() + unsent <= backlog_share_ / 2) post_backlog_resume(w);
 }
 
-void Loop::post_backlog_resume() {
-  if (backlog_resume_posted_.exchange(true)) return;
-  asio::post(ctx_, [this] { resume_backlog(); });
+void Loop::post_backlog_resume(std::size_t w) {
+  if (backlogs_[w].resume_posted.exchange(true)) return;
+  asio::post(ctx_, [this, w] { resume_backlog(w); });
 }
 
-void Loop::resume_backlog() {
-  backlog_resume_posted_.store(false);
+void Loop::resume_backlog(std::size_t w) {
+  Backlog& b = backlogs_[w];
+  b.resume_posted.store(false);
   std::vector<std::weak_ptr<TcpConnection>> waiters;
-  waiters.swap(backlog_waiters_);
-  backlog_waiting_.store(false);
-  for (std::size_t i = 0; i < waiters.size(); ++i) {
-    if (backlog_full()) {
-      // Full again. First in line now: the one that stopped in the middle of its read (normally
-      // the only one that joined the line meanwhile); then the rest, in their order.
-      backlog_waiters_.insert(
-          backlog_waiters_.end(),
-          std::make_move_iterator(waiters.begin() + static_cast<std::ptrdiff_t>(i)),
-          std::make_move_iterator(waiters.end()));
-      backlog_waiting_.store(true);
-      if (backlog_.load() <= backlog_limit_ / 2) post_backlog_resume();
-      return;
+  waiters.swap(b.waiters);
+  b.waiting.store(false);
+  std::size_t next = 0;
+  // Whatever stops the pass (the backlog is full again, or a read threw), the connections not
+  // resumed yet go back in line: first the one that stopped in the middle of its read (normally
+  // the only one that joined the line meanwhile), then the rest, in their order.
+  struct Requeue {
+    Loop& loop;
+    std::size_t w;
+    std::vector<std::weak_ptr<TcpConnection>>& waiters;
+    std::size_t& next;
+    ~Requeue() {
+      if (next >= waiters.size()) return;
+      Backlog& b = loop.backlogs_[w];
+      b.waiters.insert(b.waiters.end(),
+                       std::make_move_iterator(waiters.begin() + static_cast<std::ptrdiff_t>(next)),
+                       std::make_move_iterator(waiters.end()));
+      b.waiting.store(true);
+      if (b.bytes.load() <= loop.backlog_share_ / 2) loop.post_backlog_resume(w);
     }
-    if (auto c = waiters[i].lock()) c->resume_after_backlog();
-  }
+  } requeue{*this, w, waiters, next};
+  while (next < waiters.size() && !backlog_full(w, 0))
+    if (auto c = waiters[next++].lock()) c->resume_after_backlog();
 }
 
 void Loop::watch_replies(std::shared_ptr<TcpConnection> c) {
@@ -121,10 +132,11 @@ void Loop::sweep() {
   if (!reply_watch_.empty() || !read_watch_.empty()) arm_sweep();
 }
 
-LoopPool::LoopPool(std::size_t n, std::size_t read_chunk, std::size_t backlog_limit) {
+LoopPool::LoopPool(std::size_t n, std::size_t read_chunk, std::size_t backlog_limit,
+                   std::size_t workers) {
   loops_.reserve(n);
   for (std::size_t i = 0; i < n; ++i)
-    loops_.push_back(std::make_unique<Loop>(i, read_chunk, backlog_limit));
+    loops_.push_back(std::make_unique<Loop>(i, read_chunk, backlog_limit, workers));
 }
 
 void LoopPool::start() {

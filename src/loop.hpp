@@ -1,6 +1,7 @@
 // Event loops: one io_context per thread. A connection lives on one loop for its whole life.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -27,9 +28,14 @@ class TcpConnection;
 
 class Loop {
 public:
-  Loop(std::size_t index, std::size_t read_chunk, std::size_t backlog_limit)
-      : index_(index), ctx_(1), scratch_(read_chunk), timers_(ctx_), backlog_limit_(backlog_limit) {
-  }
+  /// `backlog_limit`: ConnectionOptions::max_worker_backlog, shared evenly by `workers` (0 for
+  /// a loop whose handlers never go to workers).
+  Loop(std::size_t index, std::size_t read_chunk, std::size_t backlog_limit, std::size_t workers)
+      : index_(index), ctx_(1), scratch_(read_chunk), timers_(ctx_),
+        backlog_share_(workers == 0 || backlog_limit == 0
+                           ? 0
+                           : std::max<std::size_t>(backlog_limit / workers, 1)),
+        backlogs_(workers), backlog_count_(workers) {}
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -149,28 +155,37 @@ public:
   }
 
   // Worker backlog (ConnectionOptions::max_worker_backlog): bytes of messages read on this loop
-  // and handed to the workers whose handlers have not finished, over all its connections.
-  std::size_t worker_backlog() const noexcept { return backlog_.load(std::memory_order_relaxed); }
-  /// Loop thread: true while the backlog, with `unsent` bytes about to join it, is at its
-  /// limit (never without one); reading stops.
-  bool backlog_full(std::size_t unsent = 0) const noexcept {
-    return backlog_limit_ != 0 &&
-           backlog_.load(std::memory_order_relaxed) + unsent >= backlog_limit_;
+  // and handed to worker `w` whose handlers have not finished. Kept per worker, each with its
+  // share of the limit, so that a worker whose handlers are slow or stuck stops only the
+  // connections it serves (their messages could not be handled anyway), not the loop.
+  /// Over all workers (metrics).
+  std::size_t worker_backlog() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t w = 0; w < backlog_count_; ++w)
+      n += backlogs_[w].bytes.load(std::memory_order_relaxed);
+    return n;
   }
-  /// Loop thread: connections are waiting for the backlog to drain. A connection that would read
-  /// now waits behind them (in turn), or those that have just been served, whose peers answer
-  /// first, would take all the room each time it drains.
-  bool backlog_queued() const noexcept { return !backlog_waiters_.empty(); }
+  /// Loop thread: true while worker w's backlog, with `unsent` bytes about to join it, is at
+  /// its share (never without a limit): its connections stop reading.
+  bool backlog_full(std::size_t w, std::size_t unsent) const noexcept {
+    return backlog_share_ != 0 &&
+           backlogs_[w].bytes.load(std::memory_order_relaxed) + unsent >= backlog_share_;
+  }
+  /// Loop thread: connections of worker w wait for its backlog to drain. Another of its
+  /// connections that would read now waits behind them (in turn), or those that have just been
+  /// served, whose peers answer first, would take all the room each time it drains.
+  bool backlog_queued(std::size_t w) const noexcept { return !backlogs_[w].waiters.empty(); }
   /// Loop thread, before the batch goes to the pool.
-  void backlog_add(std::size_t bytes) noexcept {
-    if (bytes) backlog_.fetch_add(bytes, std::memory_order_relaxed);
+  void backlog_add(std::size_t w, std::size_t bytes) noexcept {
+    if (bytes) backlogs_[w].bytes.fetch_add(bytes, std::memory_order_relaxed);
   }
-  /// Any thread (a worker, after a batch's handlers): when the backlog falls to half its limit,
-  /// the connections that stopped for it read again, on the loop.
-  void backlog_done(std::size_t bytes);
-  /// Loop thread: `c` stopped reading for the backlog; resume_after_backlog() is called when it
-  /// has drained to half (in the order the connections stopped).
-  void wait_backlog(std::weak_ptr<TcpConnection> c);
+  /// Any thread (the worker, after a batch's handlers): when worker w's backlog falls to half
+  /// its share, the connections that stopped for it read again, on the loop.
+  void backlog_done(std::size_t w, std::size_t bytes);
+  /// Loop thread: `c` stopped reading for worker w's backlog (with `unsent` bytes of its own
+  /// about to join it); resume_after_backlog() is called when the backlog has drained to half,
+  /// in the order the connections stopped.
+  void wait_backlog(std::size_t w, std::weak_ptr<TcpConnection> c, std::size_t unsent);
 
   void start();
   /// Stops the loop and joins its thread, then runs what completions are left (sockets and
@@ -203,20 +218,24 @@ private:
   void sweep(); // every reply_hold while anything is watched: held replies, parked reads
   const void* last_reader_ = nullptr; // see note_reader
   ThreadCounters counters_;
-  const std::size_t backlog_limit_; // 0: none
-  std::atomic<std::size_t> backlog_{0};
-  // Set by the loop when a connection waits, read by the worker that drains the backlog; with
-  // backlog_ (both seq_cst where they meet) one of the two always sees the other.
-  std::atomic<bool> backlog_waiting_{false};
-  std::atomic<bool> backlog_resume_posted_{false};
-  std::vector<std::weak_ptr<TcpConnection>> backlog_waiters_; // loop thread, oldest first
-  void post_backlog_resume();
-  void resume_backlog();
+  const std::size_t backlog_share_; // per worker; 0: no limit
+  struct alignas(64) Backlog {      // one per worker, each on its own cache line
+    std::atomic<std::size_t> bytes{0};
+    // Set by the loop when a connection waits, read by the worker that drains the backlog; with
+    // `bytes` (both seq_cst where they meet) one of the two always sees the other.
+    std::atomic<bool> waiting{false};
+    std::atomic<bool> resume_posted{false};
+    std::vector<std::weak_ptr<TcpConnection>> waiters; // loop thread, oldest first
+  };
+  std::vector<Backlog> backlogs_;
+  const std::size_t backlog_count_;
+  void post_backlog_resume(std::size_t w);
+  void resume_backlog(std::size_t w);
 };
 
 class LoopPool {
 public:
-  LoopPool(std::size_t n, std::size_t read_chunk, std::size_t backlog_limit);
+  LoopPool(std::size_t n, std::size_t read_chunk, std::size_t backlog_limit, std::size_t workers);
   void start();
   void stop();
   /// Round robin.

@@ -436,14 +436,18 @@ bool TcpConnection::read_blocked() {
     paused_for_send_ = true;
     return true;
   }
-  if (core_->workers && (loop_.backlog_full(batch_bytes_) || loop_.backlog_queued())) {
-    // The loop's queued messages for the workers are at max_worker_backlog: every connection on
-    // it stops reading, and they read again in the order they stopped, once half has run.
-    if (!paused_for_backlog_) {
-      paused_for_backlog_ = true;
-      loop_.wait_backlog(self());
+  if (core_->workers) {
+    // The messages this loop has queued for the connection's worker are at its share of
+    // max_worker_backlog: its connections on the loop stop reading, and read again in the order
+    // they stopped once half has run.
+    const std::size_t w = worker_index();
+    if (loop_.backlog_full(w, batch_bytes_) || loop_.backlog_queued(w)) {
+      if (!paused_for_backlog_) {
+        paused_for_backlog_ = true;
+        loop_.wait_backlog(w, self(), batch_bytes_);
+      }
+      return true;
     }
-    return true;
   }
   if (core_->workers && pending_.load() >= opts_.max_pending_messages) {
     paused_for_tasks_.store(true);
@@ -867,7 +871,7 @@ void TcpConnection::submit_batch() {
     std::uint64_t owed_and_sole; // backlog bytes not yet given back << 1 | sole
     Batch(std::shared_ptr<TcpConnection> c, std::vector<Task> t, std::size_t bytes, bool sole)
         : conn(std::move(c)), tasks(std::move(t)), owed_and_sole(bytes << 1 | (sole ? 1 : 0)) {
-      conn->loop_.backlog_add(bytes);
+      conn->loop_.backlog_add(conn->worker_index(), bytes);
     }
     Batch(Batch&& o) noexcept
         : conn(std::move(o.conn)), tasks(std::move(o.tasks)),
@@ -881,7 +885,8 @@ void TcpConnection::submit_batch() {
       give_back();
     }
     void give_back() noexcept {
-      if (conn && (owed_and_sole >> 1) != 0) conn->loop_.backlog_done(owed_and_sole >> 1);
+      if (conn && (owed_and_sole >> 1) != 0)
+        conn->loop_.backlog_done(conn->worker_index(), owed_and_sole >> 1);
       owed_and_sole &= 1;
     }
   };

@@ -61,8 +61,8 @@ public:
   /// any, completes its wait so that a read finds it.
   /// False once it is not parked any more, or checked: the loop stops watching it.
   bool sweep_read();
-  /// Loop thread: the loop's worker backlog, for which this connection stopped reading, has
-  /// drained to half its limit (see Loop::wait_backlog): reads again.
+  /// Loop thread: the loop's backlog for this connection's worker, for which it stopped
+  /// reading, has drained to half (see Loop::wait_backlog): reads again.
   void resume_after_backlog();
   /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
   void run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn, TimePoint due);
@@ -148,6 +148,8 @@ private:
   std::size_t parse(const char* data, std::size_t n);
   bool dispatch_frame(const Frame& f, HandlerLaps& laps);
   bool read_blocked();
+  /// The worker that runs this connection's handlers (only with workers).
+  std::size_t worker_index() const noexcept { return core_->workers->worker_for(id()); }
   void resume_reading(ReadArm how = ReadArm::wait);
   void keep_leftover(const char* data, std::size_t n);
   /// Marks the parsing of freshly read bytes: writes made meanwhile by this connection's own

@@ -10,7 +10,7 @@ detail::TimerService::Callback wrap(std::function<void(TimePoint)> fn) {
 }
 } // namespace
 
-TimerQueue::TimerQueue() : loop_(std::make_unique<detail::Loop>(0, 0, 0)) { loop_->start(); }
+TimerQueue::TimerQueue() : loop_(std::make_unique<detail::Loop>(0, 0, 0, 0)) { loop_->start(); }
 
 TimerQueue::~TimerQueue() { loop_->stop(); }
 

@@ -1,6 +1,7 @@
 // Issue 3: worker pool ordering, isolation between connections, backpressure, slow readers and
 // the chat server's broadcast.
 #include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -209,6 +210,82 @@ TEST(Backpressure, ALoopStopsReadingWhileItsWorkerBacklogIsFullAndLosesNothing) 
   EXPECT_LE(peak.load(), limit + 1100) << "the loop's bound held (one frame over at most)";
   EXPECT_GT(peak.load(), limit / 2) << "and the worker really had a backlog";
   EXPECT_TRUE(test::eventually([&] { return s.metrics().worker_backlog_bytes == 0; }));
+}
+
+TEST(Backpressure, AStuckWorkerStopsOnlyTheConnectionsItServes) {
+  // A handler blocks its worker; its connection keeps sending until the loop's backlog for that
+  // worker (half of max_worker_backlog with two workers) is full. The loop stops reading that
+  // connection only: a connection served by the other worker still gets its answers. (With one
+  // backlog for the whole loop, the stuck worker's messages would stop every connection.)
+  struct Waker {
+    std::promise<void> promise;
+    std::shared_future<void> woken = promise.get_future().share();
+    bool done = false;
+    void wake() {
+      if (!done) promise.set_value();
+      done = true;
+    }
+  } waker;
+  std::atomic<bool> asleep{false};
+  auto o = test::local_server(2);
+  o.io_threads = 1;
+  constexpr std::size_t limit = 64u << 10;
+  o.connection.max_worker_backlog = limit;
+  tao::Server s(o);
+  struct WakeAtExit { // destroyed before the server: its destructor never waits for the sleeper
+    Waker& w;
+    ~WakeAtExit() { w.wake(); }
+  } wake_at_exit{waker};
+  s.handle<Text>([&](tao::Connection& c, const Text& m) {
+    if (m.text == "sleep") {
+      asleep = true;
+      waker.woken.wait_for(30s);
+    }
+    c.write(Text{m.text.substr(0, 16) + " " + std::to_string(c.id())});
+  });
+  s.start();
+  auto id_of = [](RawPeer& p) {
+    p.send(test::frame(1, "id"));
+    auto f = p.read_frame();
+    return std::stoull(f->second.substr(3));
+  };
+  RawPeer sleeper(s.port());
+  const auto sleeper_worker = s.workers()->worker_for(id_of(sleeper));
+  std::unique_ptr<RawPeer> other;
+  for (int i = 0; i < 8 && !other; ++i) {
+    auto p = std::make_unique<RawPeer>(s.port());
+    if (s.workers()->worker_for(id_of(*p)) != sleeper_worker) other = std::move(p);
+  }
+  ASSERT_TRUE(other);
+  sleeper.send(test::frame(1, "sleep"));
+  ASSERT_TRUE(test::eventually([&] { return asleep.load(); }));
+  constexpr int n = 100; // 100 KiB: more than the whole loop's limit
+  const std::string pad(1000, 's');
+  std::thread flood([&] {
+    std::string burst;
+    for (int k = 0; k < n; ++k)
+      burst += test::frame(1, std::to_string(k) + pad);
+    sleeper.send(burst);
+  });
+  // The sleeper's share is full: the loop has stopped reading it.
+  ASSERT_TRUE(test::eventually([&] { return s.metrics().worker_backlog_bytes >= limit / 2; }));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_LE(s.metrics().worker_backlog_bytes, limit / 2 + 1100) << "the worker's share held";
+  other->send(test::frame(1, "quick"));
+  auto f = other->read_frame(10s);
+  ASSERT_TRUE(f) << "a connection of the other worker waited for the stuck one";
+  EXPECT_EQ(f->second.substr(0, 6), "quick ");
+  EXPECT_TRUE(asleep.load());
+  waker.wake();
+  auto first = sleeper.read_frame(10s);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->second.substr(0, 6), "sleep ");
+  for (int k = 0; k < n; ++k) { // and every message of the stopped connection, in order
+    auto r = sleeper.read_frame(10s);
+    ASSERT_TRUE(r) << k;
+    EXPECT_EQ(r->second.substr(0, r->second.find('s')), std::to_string(k)) << k;
+  }
+  flood.join();
 }
 
 TEST(Backpressure, ARequesterThatNeverReadsRepliesIsSlowedByTcpAndLosesNothing) {

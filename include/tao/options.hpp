@@ -35,13 +35,14 @@ struct ConnectionOptions {
   /// again when half of them have run.
   std::size_t max_pending_messages = 256;
   /// Bytes of messages that one event loop has handed to the workers and whose handlers have not
-  /// finished, over all of its connections (each message counts its payload plus 64 bytes for
-  /// its bookkeeping), before the loop stops reading: every connection on it stops (the peers
-  /// are slowed by TCP, the bytes wait in the kernel), and they read again in the order they
-  /// stopped once half has run. The frame that crosses it is handled. Bounds the memory of
-  /// queued messages when many peers send at once, so the heap does not grow with the load (on a
-  /// 1,000-connection burst that growth cost more than the bound, measured; see the README).
-  /// 0 = no bound (max_pending_messages still bounds each connection).
+  /// finished (each message counts its payload plus 64 bytes for its bookkeeping), shared evenly
+  /// by the workers: when the loop's share for one worker is reached, the loop stops reading the
+  /// connections that worker serves (the peers are slowed by TCP, the bytes wait in the kernel),
+  /// and they read again in the order they stopped once half of that share has run. The frame
+  /// that crosses it is handled. A slow or stuck worker stops only its own connections. Bounds
+  /// the memory of queued messages when many peers send at once, so the heap does not grow with
+  /// the load (on a 1,000-connection burst that growth cost more than the bound, measured; see
+  /// the README). 0 = no bound (max_pending_messages still bounds each connection).
   std::size_t max_worker_backlog = 4u << 20;
   /// The deadline of a graceful close (or a stop), from its start: sending what was accepted,
   /// then (over TLS) the close_notify exchange, then waiting until the peer has acknowledged
