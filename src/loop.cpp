@@ -94,8 +94,16 @@ void Loop::resume_backlog(std::size_t w) {
       if (b.bytes.load() <= loop.backlog_share_ / 2) loop.post_backlog_resume(w);
     }
   } requeue{*this, w, waiters, next};
-  while (next < waiters.size() && !backlog_full(w, 0))
-    if (auto c = waiters[next++].lock()) c->resume_after_backlog();
+  while (next < waiters.size() && !backlog_full(w, 0)) {
+    auto c = waiters[next++].lock();
+    if (!c) continue;
+    try {
+      c->resume_after_backlog();
+    } catch (...) { // (out of memory) it is no longer paused and reads nothing: try again later
+      asio::post(ctx_, [c] { c->resume_after_backlog(); });
+      throw;
+    }
+  }
 }
 
 void Loop::watch_replies(std::shared_ptr<TcpConnection> c) {

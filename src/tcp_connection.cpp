@@ -99,6 +99,7 @@ TcpConnection::TcpConnection(std::shared_ptr<Core> core, Loop& loop, Socket sock
       core_(std::move(core)), loop_(loop),
       tls_(core_->tls ? std::make_unique<Tls>(std::move(socket), *core_->tls->context) : nullptr),
       socket_(std::move(socket)), opts_(core_->conn_opts) {
+  if (core_->workers) worker_ = static_cast<std::uint32_t>(core_->workers->worker_for(id));
   boost::system::error_code ec;
   sock().non_blocking(true, ec);
   sock().set_option(asio::ip::tcp::no_delay(true), ec);
@@ -382,6 +383,7 @@ void TcpConnection::cancel_all_timers() {
 
 void TcpConnection::heartbeat_check(TimePoint now) {
   if (state_ != State::open) return;
+  if (paused_for_backlog_ && !peer_gone_while_paused(now)) return; // (closed it)
   const HeartbeatOptions& hb = core_->heartbeat;
   if (hb.timeout.count() > 0) {
     // While we stopped reading (backpressure), the silence is ours, not the peer's.
@@ -491,6 +493,26 @@ void TcpConnection::begin_read(ReadArm how) {
     return;
   }
   read_wait_.start(socket_, self(), how == ReadArm::dry, loop_.reactor());
+}
+
+bool TcpConnection::peer_gone_while_paused(TimePoint now) {
+  // Paused for its worker's backlog, the connection reads nothing, so it would not see its peer
+  // hang up while that worker is stuck (nor would the heartbeat blame the silence on the peer).
+  // So look, without reading: a peer gone for close_timeout is given up, what it sent unread.
+  pollfd p{socket_.native_handle(), POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) return true;
+  const TimePoint deadline = close_clock(now).deadline;
+  if (now < deadline) return true;
+  int unread = 0;
+  if (::ioctl(socket_.native_handle(), FIONREAD, &unread) != 0) unread = 0;
+  report_error(make_error_code(errc::close_timeout),
+               fmt::format("the peer closed its side while reading was paused for its worker's "
+                           "backlog, which did not drain within the close timeout: closing, {} "
+                           "bytes it sent unread",
+                           unread),
+               true);
+  do_close(CloseMode::abort, make_error_code(errc::closed_by_peer));
+  return false;
 }
 
 void TcpConnection::resume_after_backlog() {
@@ -890,7 +912,7 @@ void TcpConnection::submit_batch() {
       owed_and_sole &= 1;
     }
   };
-  static_assert(sizeof(Batch) <= 48);
+  static_assert(sizeof(Batch) <= 48 && std::is_nothrow_move_constructible_v<Batch>);
   Batch run(self(), std::move(batch_tasks_), std::exchange(batch_bytes_, 0), sole);
   batch_tasks_ = std::vector<Task>(); // (a moved-from vector is empty; this says so)
   auto ec = loop_.submit_to(*core_->workers, id(), std::move(run));

@@ -64,6 +64,9 @@ public:
   /// Loop thread: the loop's backlog for this connection's worker, for which it stopped
   /// reading, has drained to half (see Loop::wait_backlog): reads again.
   void resume_after_backlog();
+  /// Heartbeat sweep, while paused for the backlog: false if it closed the connection because
+  /// its peer hung up close_timeout ago.
+  bool peer_gone_while_paused(TimePoint now);
   /// Runs a server-wide schedule for this connection (loop thread; skipped unless open).
   void run_scheduled(const std::shared_ptr<const ScheduleCallback>& fn, TimePoint due);
   /// Closes the connection if the peer was silent too long; sends a heartbeat if this side was.
@@ -142,6 +145,7 @@ private:
   bool read_parked_ = false;
   bool read_watched_ = false;   // in the loop's read watch list
   std::uint32_t parked_at_ = 0; // Loop::sweeps() when parked
+  std::uint32_t worker_ = 0;    // core_->workers->worker_for(id()), with workers
   void on_peer_eof();
   void consume(std::size_t n);
   void make_read_room();
@@ -149,7 +153,7 @@ private:
   bool dispatch_frame(const Frame& f, HandlerLaps& laps);
   bool read_blocked();
   /// The worker that runs this connection's handlers (only with workers).
-  std::size_t worker_index() const noexcept { return core_->workers->worker_for(id()); }
+  std::size_t worker_index() const noexcept { return worker_; }
   void resume_reading(ReadArm how = ReadArm::wait);
   void keep_leftover(const char* data, std::size_t n);
   /// Marks the parsing of freshly read bytes: writes made meanwhile by this connection's own

@@ -186,6 +186,20 @@ TEST(Backpressure, ALoopStopsReadingWhileItsWorkerBacklogIsFullAndLosesNothing) 
   });
   std::vector<std::unique_ptr<RawPeer>> peers;
   std::vector<std::thread> senders;
+  struct Finish { // on every way out (a failed ASSERT too): unblock the senders, join all
+    std::atomic<bool>& done;
+    std::thread& watch;
+    std::vector<std::unique_ptr<RawPeer>>& peers;
+    std::vector<std::thread>& senders;
+    ~Finish() {
+      done = true;
+      for (auto& p : peers)
+        ::shutdown(p->fd(), SHUT_RDWR); // a send blocked by the paused server returns
+      for (auto& t : senders)
+        if (t.joinable()) t.join();
+      if (watch.joinable()) watch.join();
+    }
+  } finish{done, watch, peers, senders};
   for (int i = 0; i < conns; ++i)
     peers.push_back(std::make_unique<RawPeer>(s.port()));
   for (int i = 0; i < conns; ++i)
@@ -267,6 +281,16 @@ TEST(Backpressure, AStuckWorkerStopsOnlyTheConnectionsItServes) {
       burst += test::frame(1, std::to_string(k) + pad);
     sleeper.send(burst);
   });
+  struct JoinFlood { // on every way out (a failed ASSERT too)
+    std::thread& t;
+    RawPeer& peer;
+    Waker& waker;
+    ~JoinFlood() {
+      waker.wake();
+      ::shutdown(peer.fd(), SHUT_RDWR); // a send still blocked returns
+      if (t.joinable()) t.join();
+    }
+  } join_flood{flood, sleeper, waker};
   // The sleeper's share is full: the loop has stopped reading it.
   ASSERT_TRUE(test::eventually([&] { return s.metrics().worker_backlog_bytes >= limit / 2; }));
   std::this_thread::sleep_for(50ms);
@@ -285,7 +309,101 @@ TEST(Backpressure, AStuckWorkerStopsOnlyTheConnectionsItServes) {
     ASSERT_TRUE(r) << k;
     EXPECT_EQ(r->second.substr(0, r->second.find('s')), std::to_string(k)) << k;
   }
-  flood.join();
+}
+
+TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClosed) {
+  // A connection paused behind a stuck worker's backlog reads nothing, so it cannot see its
+  // peer leave; the heartbeat sweep looks and closes it close_timeout later, with an error that
+  // says what was left unread, instead of keeping the descriptor until the worker wakes.
+  struct Waker {
+    std::promise<void> promise;
+    std::shared_future<void> woken = promise.get_future().share();
+    bool done = false;
+    void wake() {
+      if (!done) promise.set_value();
+      done = true;
+    }
+  } waker;
+  std::atomic<bool> asleep{false};
+  auto o = test::local_server(2);
+  o.io_threads = 1;
+  o.connection.max_worker_backlog = 64u << 10;
+  o.connection.close_timeout = 200ms;
+  o.heartbeat.timeout = 1s; // the sweep runs every 250 ms
+  tao::Server s(o);
+  struct WakeAtExit {
+    Waker& w;
+    ~WakeAtExit() { w.wake(); }
+  } wake_at_exit{waker};
+  std::mutex m;
+  std::map<tao::ConnectionId, std::string> errors;
+  std::set<tao::ConnectionId> closed;
+  s.on_error([&](tao::Connection& c, const tao::Error& e) {
+    std::lock_guard l(m);
+    if (e.code == tao::errc::close_timeout) errors[c.id()] = e.message;
+  });
+  s.on_close([&](tao::Connection& c) {
+    std::lock_guard l(m);
+    closed.insert(c.id());
+  });
+  s.handle<Text>([&](tao::Connection& c, const Text& t) {
+    if (t.text == "sleep") {
+      asleep = true;
+      waker.woken.wait_for(30s);
+    }
+    c.write(Text{t.text.substr(0, 16) + " " + std::to_string(c.id())});
+  });
+  s.start();
+  auto id_of = [](RawPeer& p) {
+    p.send(test::frame(1, "id"));
+    auto f = p.read_frame();
+    return std::stoull(f->second.substr(3));
+  };
+  RawPeer sleeper(s.port());
+  const auto worker = s.workers()->worker_for(id_of(sleeper));
+  std::unique_ptr<RawPeer> bystander; // served by the same worker
+  tao::ConnectionId bystander_id = 0;
+  for (int i = 0; i < 8 && !bystander; ++i) {
+    auto p = std::make_unique<RawPeer>(s.port());
+    const auto id = id_of(*p);
+    if (s.workers()->worker_for(id) == worker) {
+      bystander = std::move(p);
+      bystander_id = id;
+    }
+  }
+  ASSERT_TRUE(bystander);
+  sleeper.send(test::frame(1, "sleep"));
+  ASSERT_TRUE(test::eventually([&] { return asleep.load(); }));
+  std::string burst;
+  for (int k = 0; k < 100; ++k)
+    burst += test::frame(1, std::to_string(k) + std::string(1000, 's'));
+  std::thread flood([&] { sleeper.send(burst); });
+  struct JoinFlood {
+    std::thread& t;
+    RawPeer& peer;
+    Waker& waker;
+    ~JoinFlood() {
+      waker.wake();
+      ::shutdown(peer.fd(), SHUT_RDWR);
+      if (t.joinable()) t.join();
+    }
+  } join_flood{flood, sleeper, waker};
+  ASSERT_TRUE(test::eventually([&] { return s.metrics().worker_backlog_bytes >= (32u << 10); }));
+  bystander->send(test::frame(1, "never read")); // queued behind the sleeper: paused
+  std::this_thread::sleep_for(100ms);
+  bystander->close();
+  ASSERT_TRUE(test::eventually([&] { return s.connection(bystander_id) == nullptr; }, 10s))
+      << "the connection of the peer that left stayed open";
+  EXPECT_FALSE(waker.done); // closed while the worker was still stuck
+  // Its on_error and on_close run where its handlers run: on the stuck worker, once it wakes.
+  waker.wake();
+  ASSERT_TRUE(test::eventually([&] {
+    std::lock_guard l(m);
+    return closed.count(bystander_id) == 1;
+  }));
+  std::lock_guard l(m);
+  ASSERT_EQ(errors.count(bystander_id), 1u);
+  EXPECT_NE(errors[bystander_id].find("unread"), std::string::npos) << errors[bystander_id];
 }
 
 TEST(Backpressure, ARequesterThatNeverReadsRepliesIsSlowedByTcpAndLosesNothing) {

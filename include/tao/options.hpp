@@ -38,7 +38,7 @@ struct ConnectionOptions {
   /// finished (each message counts its payload plus 64 bytes for its bookkeeping), shared evenly
   /// by the workers: when the loop's share for one worker is reached, the loop stops reading the
   /// connections that worker serves (the peers are slowed by TCP, the bytes wait in the kernel),
-  /// and they read again in the order they stopped once half of that share has run. The frame
+  /// and they read again in the order they stopped once it is down to half its share. The frame
   /// that crosses it is handled. A slow or stuck worker stops only its own connections. Bounds
   /// the memory of queued messages when many peers send at once, so the heap does not grow with
   /// the load (on a 1,000-connection burst that growth cost more than the bound, measured; see
