@@ -27,6 +27,44 @@ std::string seq_frame(std::int32_t sender, std::int64_t n) {
   }());
 }
 
+// Lets a test hold a handler asleep until it says so (30 s at most, should the test fail).
+struct Waker {
+  std::promise<void> promise;
+  std::shared_future<void> woken = promise.get_future().share();
+  bool done = false;
+  void wake() {
+    if (!done) promise.set_value();
+    done = true;
+  }
+};
+
+// On every way out of a test (a failed ASSERT too): wakes the sleeping handler, unblocks the
+// peer's send still in progress (shutdown) and joins the thread making it.
+struct JoinSender {
+  std::thread& t;
+  RawPeer& peer;
+  Waker& waker;
+  ~JoinSender() {
+    waker.wake();
+    ::shutdown(peer.fd(), SHUT_RDWR);
+    if (t.joinable()) t.join();
+  }
+};
+
+// Wakes the sleeper when destroyed: declared after the server, so destroyed before it, the
+// server's destructor never waits for a handler that nobody would wake.
+struct WakeAtExit {
+  Waker& w;
+  ~WakeAtExit() { w.wake(); }
+};
+
+// Asks a peer's connection for its id (the Text handlers below answer "id <id>").
+tao::ConnectionId id_of(RawPeer& p) {
+  p.send(test::frame(1, "id"));
+  auto f = p.read_frame();
+  return std::stoull(f->second.substr(3));
+}
+
 TEST(Workers, EachConnectionsMessagesStayInOrderWithEightWorkers) {
   std::mutex m;
   std::map<tao::ConnectionId, std::int64_t> last;
@@ -65,23 +103,12 @@ TEST(Workers, EachConnectionsMessagesStayInOrderWithEightWorkers) {
 TEST(Workers, ASleepingHandlerDoesNotDelayAnotherConnection) {
   // The "sleep" handler sleeps until the test wakes it (30 s at most, should the test fail), so
   // the other connection's round trip is known to happen while it sleeps, however slow the box.
-  struct Waker {
-    std::promise<void> promise;
-    std::shared_future<void> woken = promise.get_future().share();
-    bool done = false;
-    void wake() {
-      if (!done) promise.set_value();
-      done = true;
-    }
-  } waker;
+  Waker waker;
   std::atomic<bool> asleep{false};
   tao::Server s(test::local_server(4));
   // Declared after the server, so destroyed before it: the server's destructor never waits for
   // a handler that nobody will wake.
-  struct WakeAtExit {
-    Waker& w;
-    ~WakeAtExit() { w.wake(); }
-  } wake_at_exit{waker};
+  WakeAtExit wake_at_exit{waker};
   s.handle<Text>([&](tao::Connection& c, const Text& m) {
     if (m.text == "sleep") {
       asleep = true;
@@ -90,11 +117,6 @@ TEST(Workers, ASleepingHandlerDoesNotDelayAnotherConnection) {
     c.write(Text{m.text + " " + std::to_string(c.id())});
   });
   s.start();
-  auto id_of = [](RawPeer& p) {
-    p.send(test::frame(1, "id"));
-    auto f = p.read_frame();
-    return std::stoull(f->second.substr(3));
-  };
   RawPeer sleeper(s.port());
   const auto sleeper_worker = s.workers()->worker_for(id_of(sleeper));
   std::unique_ptr<RawPeer> other;
@@ -231,25 +253,14 @@ TEST(Backpressure, AStuckWorkerStopsOnlyTheConnectionsItServes) {
   // worker (half of max_worker_backlog with two workers) is full. The loop stops reading that
   // connection only: a connection served by the other worker still gets its answers. (With one
   // backlog for the whole loop, the stuck worker's messages would stop every connection.)
-  struct Waker {
-    std::promise<void> promise;
-    std::shared_future<void> woken = promise.get_future().share();
-    bool done = false;
-    void wake() {
-      if (!done) promise.set_value();
-      done = true;
-    }
-  } waker;
+  Waker waker;
   std::atomic<bool> asleep{false};
   auto o = test::local_server(2);
   o.io_threads = 1;
   constexpr std::size_t limit = 64u << 10;
   o.connection.max_worker_backlog = limit;
   tao::Server s(o);
-  struct WakeAtExit { // destroyed before the server: its destructor never waits for the sleeper
-    Waker& w;
-    ~WakeAtExit() { w.wake(); }
-  } wake_at_exit{waker};
+  WakeAtExit wake_at_exit{waker};
   s.handle<Text>([&](tao::Connection& c, const Text& m) {
     if (m.text == "sleep") {
       asleep = true;
@@ -258,11 +269,6 @@ TEST(Backpressure, AStuckWorkerStopsOnlyTheConnectionsItServes) {
     c.write(Text{m.text.substr(0, 16) + " " + std::to_string(c.id())});
   });
   s.start();
-  auto id_of = [](RawPeer& p) {
-    p.send(test::frame(1, "id"));
-    auto f = p.read_frame();
-    return std::stoull(f->second.substr(3));
-  };
   RawPeer sleeper(s.port());
   const auto sleeper_worker = s.workers()->worker_for(id_of(sleeper));
   std::unique_ptr<RawPeer> other;
@@ -281,16 +287,7 @@ TEST(Backpressure, AStuckWorkerStopsOnlyTheConnectionsItServes) {
       burst += test::frame(1, std::to_string(k) + pad);
     sleeper.send(burst);
   });
-  struct JoinFlood { // on every way out (a failed ASSERT too)
-    std::thread& t;
-    RawPeer& peer;
-    Waker& waker;
-    ~JoinFlood() {
-      waker.wake();
-      ::shutdown(peer.fd(), SHUT_RDWR); // a send still blocked returns
-      if (t.joinable()) t.join();
-    }
-  } join_flood{flood, sleeper, waker};
+  JoinSender join_flood{flood, sleeper, waker};
   // The sleeper's share is full: the loop has stopped reading it.
   ASSERT_TRUE(test::eventually([&] { return s.metrics().worker_backlog_bytes >= limit / 2; }));
   std::this_thread::sleep_for(50ms);
@@ -315,15 +312,7 @@ TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClose
   // A connection paused behind a stuck worker's backlog reads nothing, so it cannot see its
   // peer leave; the heartbeat sweep looks and closes it close_timeout later, with an error that
   // says what was left unread, instead of keeping the descriptor until the worker wakes.
-  struct Waker {
-    std::promise<void> promise;
-    std::shared_future<void> woken = promise.get_future().share();
-    bool done = false;
-    void wake() {
-      if (!done) promise.set_value();
-      done = true;
-    }
-  } waker;
+  Waker waker;
   std::atomic<bool> asleep{false};
   auto o = test::local_server(2);
   o.io_threads = 1;
@@ -331,10 +320,7 @@ TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClose
   o.connection.close_timeout = 200ms;
   o.heartbeat.timeout = 1s; // the sweep runs every 250 ms
   tao::Server s(o);
-  struct WakeAtExit {
-    Waker& w;
-    ~WakeAtExit() { w.wake(); }
-  } wake_at_exit{waker};
+  WakeAtExit wake_at_exit{waker};
   std::mutex m;
   std::map<tao::ConnectionId, std::string> errors;
   std::set<tao::ConnectionId> closed;
@@ -354,11 +340,6 @@ TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClose
     c.write(Text{t.text.substr(0, 16) + " " + std::to_string(c.id())});
   });
   s.start();
-  auto id_of = [](RawPeer& p) {
-    p.send(test::frame(1, "id"));
-    auto f = p.read_frame();
-    return std::stoull(f->second.substr(3));
-  };
   RawPeer sleeper(s.port());
   const auto worker = s.workers()->worker_for(id_of(sleeper));
   std::unique_ptr<RawPeer> bystander; // served by the same worker
@@ -378,16 +359,7 @@ TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClose
   for (int k = 0; k < 100; ++k)
     burst += test::frame(1, std::to_string(k) + std::string(1000, 's'));
   std::thread flood([&] { sleeper.send(burst); });
-  struct JoinFlood {
-    std::thread& t;
-    RawPeer& peer;
-    Waker& waker;
-    ~JoinFlood() {
-      waker.wake();
-      ::shutdown(peer.fd(), SHUT_RDWR);
-      if (t.joinable()) t.join();
-    }
-  } join_flood{flood, sleeper, waker};
+  JoinSender join_flood{flood, sleeper, waker};
   ASSERT_TRUE(test::eventually([&] { return s.metrics().worker_backlog_bytes >= (32u << 10); }));
   bystander->send(test::frame(1, "never read")); // queued behind the sleeper: paused
   std::this_thread::sleep_for(100ms);
