@@ -499,12 +499,16 @@ bool TcpConnection::peer_gone_while_paused(TimePoint now) {
   // Paused for its worker's backlog, the connection reads nothing, so it would not see its peer
   // hang up while that worker is stuck (nor would the heartbeat blame the silence on the peer).
   // So look, without reading: a peer gone for close_timeout is given up, what it sent unread.
-  pollfd p{socket_.native_handle(), POLLRDHUP, 0};
+  // (Its own clock, not the close's deadline: should the worker drain first, the connection
+  // reads the EOF and closes as usual, with a close_timeout of its own.)
+  const int fd = sock().native_handle(); // (under TLS too: the TCP socket)
+  pollfd p{fd, POLLRDHUP, 0};
   if (::poll(&p, 1, 0) <= 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) return true;
-  const TimePoint deadline = close_clock(now).deadline;
-  if (now < deadline) return true;
+  TimePoint& gone = closing().peer_gone_at;
+  if (gone == TimePoint{}) gone = now;
+  if (now - gone < opts_.close_timeout) return true;
   int unread = 0;
-  if (::ioctl(socket_.native_handle(), FIONREAD, &unread) != 0) unread = 0;
+  if (::ioctl(fd, FIONREAD, &unread) != 0) unread = 0;
   report_error(make_error_code(errc::close_timeout),
                fmt::format("the peer closed its side while reading was paused for its worker's "
                            "backlog, which did not drain within the close timeout: closing, {} "

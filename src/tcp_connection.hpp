@@ -99,6 +99,7 @@ private:
     asio::steady_timer timer;   // the close's (or the peer-EOF wait's) deadline, the linger's tick
     TimePoint deadline{};       // a graceful close gives up at this (set when it starts)
     TimePoint last_linger_in{}; // last bytes discarded while lingering
+    TimePoint peer_gone_at{};   // seen hung up while paused for the backlog (heartbeat sweep)
   };
   /// Ids of this connection's timers, allocated by its first timer (guarded by wmutex_).
   struct TimerIds {

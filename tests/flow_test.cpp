@@ -318,7 +318,8 @@ TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClose
   o.io_threads = 1;
   o.connection.max_worker_backlog = 64u << 10;
   o.connection.close_timeout = 200ms;
-  o.heartbeat.timeout = 1s; // the sweep runs every 250 ms
+  // The sweep runs every 1.5 s; the bystander is paused long before its 6 s of silence are up.
+  o.heartbeat.timeout = 6s;
   tao::Server s(o);
   WakeAtExit wake_at_exit{waker};
   std::mutex m;
@@ -364,7 +365,7 @@ TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClose
   bystander->send(test::frame(1, "never read")); // queued behind the sleeper: paused
   std::this_thread::sleep_for(100ms);
   bystander->close();
-  ASSERT_TRUE(test::eventually([&] { return s.connection(bystander_id) == nullptr; }, 10s))
+  ASSERT_TRUE(test::eventually([&] { return s.connection(bystander_id) == nullptr; }, 20s))
       << "the connection of the peer that left stayed open";
   EXPECT_FALSE(waker.done); // closed while the worker was still stuck
   // Its on_error and on_close run where its handlers run: on the stuck worker, once it wakes.
