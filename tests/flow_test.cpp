@@ -179,12 +179,12 @@ TEST(Backpressure, ALoopStopsReadingWhileItsWorkerBacklogIsFullAndLosesNothing) 
   constexpr std::size_t limit = 64u << 10;
   o.connection.max_worker_backlog = limit;
   o.connection.max_pending_messages = 100000; // only the loop's bound applies here
-  tao::Server s(o);
   constexpr int conns = 8, n = 400;
   const std::string pad(1000, 'b');
-  std::mutex m;
+  std::mutex m; // (before the server, which outlives nothing its handlers use)
   std::map<tao::ConnectionId, int> next;
   std::atomic<int> wrong{0}, handled{0};
+  tao::Server s(o);
   s.handle<Text>([&](tao::Connection& c, const Text& t) {
     {
       std::lock_guard l(m);
@@ -320,11 +320,12 @@ TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClose
   o.connection.close_timeout = 200ms;
   // The sweep runs every 1.5 s; the bystander is paused long before its 6 s of silence are up.
   o.heartbeat.timeout = 6s;
-  tao::Server s(o);
-  WakeAtExit wake_at_exit{waker};
+  // Before the server: its destructor closes the connections left, and on_close writes here.
   std::mutex m;
   std::map<tao::ConnectionId, std::string> errors;
   std::set<tao::ConnectionId> closed;
+  tao::Server s(o);
+  WakeAtExit wake_at_exit{waker};
   s.on_error([&](tao::Connection& c, const tao::Error& e) {
     std::lock_guard l(m);
     if (e.code == tao::errc::close_timeout) errors[c.id()] = e.message;
