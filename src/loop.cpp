@@ -72,26 +72,44 @@ void Loop::post_backlog_resume(std::size_t w) {
 void Loop::resume_backlog(std::size_t w) {
   Backlog& b = backlogs_[w];
   b.resume_posted.store(false);
+  // The pass works on its own list (a connection it resumes may join the line again), and the
+  // two lists trade storage from pass to pass instead of allocating.
   std::vector<std::weak_ptr<TcpConnection>> waiters;
+  waiters.swap(b.spare);
   waiters.swap(b.waiters);
   b.waiting.store(false);
   std::size_t next = 0;
   // Whatever stops the pass (the backlog is full again, or a read threw), the connections not
-  // resumed yet go back in line: first the one that stopped in the middle of its read (normally
-  // the only one that joined the line meanwhile), then the rest, in their order.
+  // resumed yet go back in line: first those that joined it during the pass (normally just the
+  // one that stopped in the middle of its read), then the rest, in their order.
   struct Requeue {
     Loop& loop;
     std::size_t w;
     std::vector<std::weak_ptr<TcpConnection>>& waiters;
     std::size_t& next;
     ~Requeue() {
-      if (next >= waiters.size()) return;
       Backlog& b = loop.backlogs_[w];
-      b.waiters.insert(b.waiters.end(),
-                       std::make_move_iterator(waiters.begin() + static_cast<std::ptrdiff_t>(next)),
-                       std::make_move_iterator(waiters.end()));
-      b.waiting.store(true);
-      if (b.bytes.load() <= loop.backlog_share_ / 2) loop.post_backlog_resume(w);
+      if (next < waiters.size()) {
+        // Only connections already resumed can have joined (a resume reads just its own
+        // connection), so they fit, without allocating, in the slots the pass is done with.
+        const std::size_t joined = b.waiters.size();
+        const auto at = [this](std::size_t i) {
+          return waiters.begin() + static_cast<std::ptrdiff_t>(i);
+        };
+        if (joined <= next) {
+          std::move(b.waiters.begin(), b.waiters.end(), at(next - joined));
+          waiters.erase(waiters.begin(), at(next - joined));
+          b.waiters.clear();
+          b.waiters.swap(waiters);
+        } else {
+          b.waiters.insert(b.waiters.end(), std::make_move_iterator(at(next)),
+                           std::make_move_iterator(waiters.end()));
+        }
+        b.waiting.store(true);
+        if (b.bytes.load() <= loop.backlog_share_ / 2) loop.post_backlog_resume(w);
+      }
+      waiters.clear();
+      if (b.spare.capacity() < waiters.capacity()) b.spare.swap(waiters);
     }
   } requeue{*this, w, waiters, next};
   while (next < waiters.size() && !backlog_full(w, 0)) {

@@ -226,6 +226,7 @@ private:
     std::atomic<bool> waiting{false};
     std::atomic<bool> resume_posted{false};
     std::vector<std::weak_ptr<TcpConnection>> waiters; // loop thread, oldest first
+    std::vector<std::weak_ptr<TcpConnection>> spare;   // empty; its storage, for the next pass
   };
   std::vector<Backlog> backlogs_;
   const std::size_t backlog_count_;

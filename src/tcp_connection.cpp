@@ -450,12 +450,12 @@ bool TcpConnection::read_blocked() {
       }
       return true;
     }
-  }
-  if (core_->workers && pending_.load() >= opts_.max_pending_messages) {
-    paused_for_tasks_.store(true);
-    // A worker may have drained past the resume mark before it could see the flag.
-    if (pending_.load() > opts_.max_pending_messages / 2) return true;
-    paused_for_tasks_.store(false);
+    if (pending_.load() >= opts_.max_pending_messages) {
+      paused_for_tasks_.store(true);
+      // A worker may have drained past the resume mark before it could see the flag.
+      if (pending_.load() > opts_.max_pending_messages / 2) return true;
+      paused_for_tasks_.store(false);
+    }
   }
   return false;
 }
@@ -495,6 +495,15 @@ void TcpConnection::begin_read(ReadArm how) {
   read_wait_.start(socket_, self(), how == ReadArm::dry, loop_.reactor());
 }
 
+TcpConnection::Hangup TcpConnection::poll_hangup(int fd, short also) {
+  // The peer's FIN (POLLRDHUP), an RST or pending error (POLLHUP, POLLERR), plus what the caller
+  // adds to `also`. poll() takes nothing from the socket (a peek would clear a pending error).
+  pollfd p{fd, static_cast<short>(POLLRDHUP | also), 0};
+  const int r = ::poll(&p, 1, 0);
+  if (r < 0) return errno == EINTR ? Hangup::interrupted : Hangup::failed;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | also)) != 0 ? Hangup::yes : Hangup::no;
+}
+
 bool TcpConnection::peer_gone_while_paused(TimePoint now) {
   // Paused for its worker's backlog, the connection reads nothing, so it would not see its peer
   // hang up while that worker is stuck (nor would the heartbeat blame the silence on the peer).
@@ -502,8 +511,7 @@ bool TcpConnection::peer_gone_while_paused(TimePoint now) {
   // (Its own clock, not the close's deadline: should the worker drain first, the connection
   // reads the EOF and closes as usual, with a close_timeout of its own.)
   const int fd = sock().native_handle(); // (under TLS too: the TCP socket)
-  pollfd p{fd, POLLRDHUP, 0};
-  if (::poll(&p, 1, 0) <= 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) return true;
+  if (poll_hangup(fd, 0) != Hangup::yes) return true;
   TimePoint& gone = closing().peer_gone_at;
   if (gone == TimePoint{}) gone = now;
   if (now - gone < opts_.close_timeout) return true;
@@ -607,13 +615,11 @@ bool TcpConnection::sweep_read() {
   // what sat behind the bytes read: the peer's FIN (POLLRDHUP) or RST and pending errors
   // (POLLHUP, POLLERR), or bytes behind an urgent mark (POLLPRI). For those the wait is
   // completed, for a read to find them. poll() takes nothing (a peek would clear a pending error).
-  pollfd p{socket_.native_handle(), POLLIN | POLLPRI | POLLRDHUP, 0};
-  const int r = ::poll(&p, 1, 0);
-  if (r < 0 && errno == EINTR) return true; // next sweep
+  const Hangup h = poll_hangup(socket_.native_handle(), POLLPRI);
+  if (h == Hangup::interrupted) return true; // next sweep
   read_parked_ = false;
   read_watched_ = false;
-  if (r < 0 || (p.revents & (POLLPRI | POLLRDHUP | POLLHUP | POLLERR)) != 0)
-    read_wait_.kick(socket_, loop_.reactor());
+  if (h != Hangup::no) read_wait_.kick(socket_, loop_.reactor());
   return false;
 }
 

@@ -153,6 +153,9 @@ private:
   std::size_t parse(const char* data, std::size_t n);
   bool dispatch_frame(const Frame& f, HandlerLaps& laps);
   bool read_blocked();
+  enum class Hangup { no, yes, interrupted, failed };
+  /// Without reading: has the peer hung up (FIN, RST, a pending error) or is any of `also` set?
+  static Hangup poll_hangup(int fd, short also);
   /// The worker that runs this connection's handlers (only with workers).
   std::size_t worker_index() const noexcept { return worker_; }
   void resume_reading(ReadArm how = ReadArm::wait);

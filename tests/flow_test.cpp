@@ -65,6 +65,30 @@ tao::ConnectionId id_of(RawPeer& p) {
   return std::stoull(f->second.substr(3));
 }
 
+// A Text handler that answers "<first 16 bytes of the text> <connection id>", and for "sleep"
+// first sleeps until `waker` wakes it (setting `asleep`).
+auto sleepy_handler(Waker& waker, std::atomic<bool>& asleep) {
+  return [&waker, &asleep](tao::Connection& c, const Text& m) {
+    if (m.text == "sleep") {
+      asleep = true;
+      waker.woken.wait_for(30s);
+    }
+    c.write(Text{m.text.substr(0, 16) + " " + std::to_string(c.id())});
+  };
+}
+
+// A new peer whose connection is served by worker `worker` (same) or by another one (!same),
+// with its connection's id; null if 8 tries found none.
+std::pair<std::unique_ptr<RawPeer>, tao::ConnectionId>
+peer_on_worker(tao::Server& s, std::size_t worker, bool same) {
+  for (int i = 0; i < 8; ++i) {
+    auto p = std::make_unique<RawPeer>(s.port());
+    const auto id = id_of(*p);
+    if ((s.workers()->worker_for(id) == worker) == same) return {std::move(p), id};
+  }
+  return {nullptr, 0};
+}
+
 TEST(Workers, EachConnectionsMessagesStayInOrderWithEightWorkers) {
   std::mutex m;
   std::map<tao::ConnectionId, std::int64_t> last;
@@ -109,21 +133,10 @@ TEST(Workers, ASleepingHandlerDoesNotDelayAnotherConnection) {
   // Declared after the server, so destroyed before it: the server's destructor never waits for
   // a handler that nobody will wake.
   WakeAtExit wake_at_exit{waker};
-  s.handle<Text>([&](tao::Connection& c, const Text& m) {
-    if (m.text == "sleep") {
-      asleep = true;
-      waker.woken.wait_for(30s);
-    }
-    c.write(Text{m.text + " " + std::to_string(c.id())});
-  });
+  s.handle<Text>(sleepy_handler(waker, asleep));
   s.start();
   RawPeer sleeper(s.port());
-  const auto sleeper_worker = s.workers()->worker_for(id_of(sleeper));
-  std::unique_ptr<RawPeer> other;
-  for (int i = 0; i < 8 && !other; ++i) {
-    auto p = std::make_unique<RawPeer>(s.port());
-    if (s.workers()->worker_for(id_of(*p)) != sleeper_worker) other = std::move(p);
-  }
+  auto other = peer_on_worker(s, s.workers()->worker_for(id_of(sleeper)), false).first;
   ASSERT_TRUE(other);
   sleeper.send(test::frame(1, "sleep"));
   ASSERT_TRUE(test::eventually([&] { return asleep.load(); })); // the sleeper's handler is asleep
@@ -261,21 +274,10 @@ TEST(Backpressure, AStuckWorkerStopsOnlyTheConnectionsItServes) {
   o.connection.max_worker_backlog = limit;
   tao::Server s(o);
   WakeAtExit wake_at_exit{waker};
-  s.handle<Text>([&](tao::Connection& c, const Text& m) {
-    if (m.text == "sleep") {
-      asleep = true;
-      waker.woken.wait_for(30s);
-    }
-    c.write(Text{m.text.substr(0, 16) + " " + std::to_string(c.id())});
-  });
+  s.handle<Text>(sleepy_handler(waker, asleep));
   s.start();
   RawPeer sleeper(s.port());
-  const auto sleeper_worker = s.workers()->worker_for(id_of(sleeper));
-  std::unique_ptr<RawPeer> other;
-  for (int i = 0; i < 8 && !other; ++i) {
-    auto p = std::make_unique<RawPeer>(s.port());
-    if (s.workers()->worker_for(id_of(*p)) != sleeper_worker) other = std::move(p);
-  }
+  auto other = peer_on_worker(s, s.workers()->worker_for(id_of(sleeper)), false).first;
   ASSERT_TRUE(other);
   sleeper.send(test::frame(1, "sleep"));
   ASSERT_TRUE(test::eventually([&] { return asleep.load(); }));
@@ -334,26 +336,11 @@ TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClose
     std::lock_guard l(m);
     closed.insert(c.id());
   });
-  s.handle<Text>([&](tao::Connection& c, const Text& t) {
-    if (t.text == "sleep") {
-      asleep = true;
-      waker.woken.wait_for(30s);
-    }
-    c.write(Text{t.text.substr(0, 16) + " " + std::to_string(c.id())});
-  });
+  s.handle<Text>(sleepy_handler(waker, asleep));
   s.start();
   RawPeer sleeper(s.port());
-  const auto worker = s.workers()->worker_for(id_of(sleeper));
-  std::unique_ptr<RawPeer> bystander; // served by the same worker
-  tao::ConnectionId bystander_id = 0;
-  for (int i = 0; i < 8 && !bystander; ++i) {
-    auto p = std::make_unique<RawPeer>(s.port());
-    const auto id = id_of(*p);
-    if (s.workers()->worker_for(id) == worker) {
-      bystander = std::move(p);
-      bystander_id = id;
-    }
-  }
+  // Served by the same worker.
+  auto [bystander, bystander_id] = peer_on_worker(s, s.workers()->worker_for(id_of(sleeper)), true);
   ASSERT_TRUE(bystander);
   sleeper.send(test::frame(1, "sleep"));
   ASSERT_TRUE(test::eventually([&] { return asleep.load(); }));
