@@ -11,6 +11,8 @@
 
 #include <tao/metrics.hpp>
 
+#include "lap_clock.hpp"
+
 namespace tao::detail {
 
 using Counter = std::atomic<std::uint64_t>;
@@ -48,9 +50,7 @@ struct alignas(64) ThreadCounters {
   Counter handler_ns{0};
   Counter handler_count{0};
 
-  void observe_handler(std::chrono::steady_clock::duration d) noexcept {
-    const auto ns = static_cast<std::uint64_t>(
-        std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+  void observe_handler_ns(std::uint64_t ns) noexcept {
     std::size_t i = 0;
     while (i < handler_bounds_ns.size() && ns > handler_bounds_ns[i])
       ++i;
@@ -79,9 +79,9 @@ struct alignas(64) ThreadCounters {
 
 /// Times consecutive handler calls on one thread with one clock read each: a lap ends where the
 /// previous one ended (or where the timer was started), so a batch of messages read at once costs
-/// one steady_clock read per message, plus one for the batch, instead of two per message. A lap
+/// one clock read per message, plus one for the batch, instead of two per message. A lap
 /// therefore includes the decoding of its message. After work that is not a timed handler, skip()
-/// makes the next lap start afresh.
+/// makes the next lap start afresh. The clock is LapClock (the TSC where it can be).
 class HandlerLaps {
 public:
   HandlerLaps(ThreadCounters& counters, bool on) noexcept : counters_(on ? &counters : nullptr) {}
@@ -89,16 +89,18 @@ public:
   /// no lap ended just before.
   void begin() noexcept {
     if (counters_ && !running_) {
-      last_ = std::chrono::steady_clock::now();
+      tsc_ = LapClock::tsc();
+      last_ = LapClock::now(tsc_);
       running_ = true;
     }
   }
   /// Call when a handler returned (or threw): records the lap.
   void end() noexcept {
     if (!counters_ || !running_) return;
-    const auto now = std::chrono::steady_clock::now();
-    counters_->observe_handler(now - last_);
+    const std::uint64_t now = LapClock::now(tsc_);
+    counters_->observe_handler_ns(LapClock::elapsed_ns(last_, now, tsc_));
     last_ = now;
+    if (!tsc_) LapClock::maybe_calibrate(now);
   }
   /// Work that is not a timed handler happened since the last end().
   void skip() noexcept { running_ = false; }
@@ -125,8 +127,9 @@ public:
 
 private:
   ThreadCounters* counters_;
-  std::chrono::steady_clock::time_point last_{};
+  std::uint64_t last_ = 0;
   bool running_ = false;
+  bool tsc_ = false; // the running laps read the TSC
 };
 
 } // namespace tao::detail
