@@ -27,7 +27,7 @@ namespace tao::detail {
 class LapClock {
 public:
   /// A reading in the clock's ticks: TSC ticks when tsc() says so, else steady_clock nanoseconds.
-  static std::uint64_t now(bool tsc) noexcept {
+  static std::uint64_t now([[maybe_unused]] bool tsc) noexcept {
 #ifdef TAO_LAP_CLOCK_TSC
     if (tsc) return __rdtsc();
 #endif
@@ -50,12 +50,20 @@ public:
   static void maybe_calibrate(std::uint64_t steady_now) noexcept {
 #ifdef TAO_LAP_CLOCK_TSC
     const Start& s = start();
-    if (!s.valid || steady_now - s.steady < calibrate_after_ns) return;
+    if (!s.valid || steady_now - s.steady < calibrate_after_ns || tsc()) return;
+    // Tried a few times at most (each try is three clock reads): a counter that went backwards
+    // since start-up (reset by a suspend or a VM restore) leaves the laps on steady_clock.
+    if (failed_.load(std::memory_order_relaxed) >= max_failures) return;
     std::uint64_t steady = 0;
     std::uint64_t tick = 0;
-    if (!pair(steady, tick) || tick <= s.tick || steady <= s.steady) return;
-    ns_per_tick_.store(static_cast<double>(steady - s.steady) / static_cast<double>(tick - s.tick),
-                       std::memory_order_relaxed);
+    if (!pair(steady, tick) || tick <= s.tick || steady <= s.steady) {
+      failed_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    double expected = 0.0; // the first to calibrate sets the scale; the others find it set
+    ns_per_tick_.compare_exchange_strong(
+        expected, static_cast<double>(steady - s.steady) / static_cast<double>(tick - s.tick),
+        std::memory_order_relaxed);
 #else
     (void)steady_now;
 #endif
@@ -68,7 +76,10 @@ public:
   }
 
 private:
-  static constexpr std::uint64_t calibrate_after_ns = 200'000'000; // 200 ms: error ~ 1e-6
+  // 200 ms: the pairs' own uncertainty (see max_pair_ticks) is then under 1e-4 of the scale.
+  static constexpr std::uint64_t calibrate_after_ns = 200'000'000;
+  static constexpr int max_failures = 8;
+  static inline std::atomic<int> failed_{0};
 
   // Zero until calibrated (and forever without an invariant TSC).
   static inline std::atomic<double> ns_per_tick_{0.0};

@@ -340,7 +340,9 @@ TEST(Backpressure, APeerThatHangsUpWhileItsConnectionWaitsForAStuckWorkerIsClose
   s.start();
   RawPeer sleeper(s.port());
   // Served by the same worker.
-  auto [bystander, bystander_id] = peer_on_worker(s, s.workers()->worker_for(id_of(sleeper)), true);
+  auto found = peer_on_worker(s, s.workers()->worker_for(id_of(sleeper)), true);
+  auto& bystander = found.first;
+  const tao::ConnectionId bystander_id = found.second;
   ASSERT_TRUE(bystander);
   sleeper.send(test::frame(1, "sleep"));
   ASSERT_TRUE(test::eventually([&] { return asleep.load(); }));
