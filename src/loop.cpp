@@ -46,6 +46,7 @@ void Loop::stop() {
   ctx_.poll();
   reply_watch_.clear();
   reply_scan_.clear();
+  flush_list_.clear();
   read_watch_.clear();
 }
 
@@ -122,6 +123,21 @@ void Loop::resume_backlog(std::size_t w) {
       throw;
     }
   }
+}
+
+void Loop::defer_flush(std::shared_ptr<TcpConnection> c) {
+  flush_list_.push_back(std::move(c));
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(ctx_, [this] { run_deferred_flushes(); });
+}
+
+void Loop::run_deferred_flushes() {
+  flush_posted_ = false;
+  flush_scan_.swap(flush_list_);
+  for (auto& c : flush_scan_)
+    c->run_deferred_flush();
+  flush_scan_.clear();
 }
 
 void Loop::watch_replies(std::shared_ptr<TcpConnection> c) {

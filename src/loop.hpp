@@ -130,6 +130,8 @@ public:
   /// Loop thread: from now on, every reply_hold, checks whether `c`'s parked read needs a kick
   /// (TcpConnection::sweep_read), until it says no more.
   void watch_read(std::shared_ptr<TcpConnection> c);
+  /// Loop thread: flushes c once the loop has run what is queued now (the reads of this round).
+  void defer_flush(std::shared_ptr<TcpConnection> c);
   /// Sweeps made so far (one per reply_hold while anything is watched).
   std::uint32_t sweeps() const noexcept { return sweeps_; }
 
@@ -211,6 +213,9 @@ private:
   std::vector<std::shared_ptr<TcpConnection>> reply_watch_; // loop thread; see watch_replies
   std::vector<std::shared_ptr<TcpConnection>> reply_scan_;  // loop thread; see sweep
   std::vector<std::shared_ptr<TcpConnection>> read_watch_;  // loop thread; see watch_read
+  std::vector<std::shared_ptr<TcpConnection>> flush_list_, flush_scan_; // see defer_flush
+  bool flush_posted_ = false;
+  void run_deferred_flushes();
   std::uint32_t sweeps_ = 0;
   asio::steady_timer sweep_timer_{ctx_}; // after ctx_: destroyed before it
   bool sweep_armed_ = false;

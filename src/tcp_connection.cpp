@@ -557,7 +557,11 @@ void TcpConnection::ReadBatch::flush() {
   if (c_.core_->workers) c_.submit_batch();
   if (c_.flush_deferred_) {
     c_.flush_deferred_ = false;
-    c_.flush(); // directly (no asynchronous write while the kernel takes it all)
+    if (!c_.sole_reader_ && c_.state_ == State::open &&
+        !c_.close_requested_.load(std::memory_order_relaxed) && !c_.core_->workers)
+      c_.loop_.defer_flush(c_.self());
+    else
+      c_.flush(); // directly (no asynchronous write while the kernel takes it all)
   }
 }
 
@@ -683,7 +687,8 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
     if (n < room && !sole_reader_) {
       // Messages went to the workers: the peer's next ones likely follow their replies, and
       // reading before those go out finds nothing (a system call per batch, measured).
-      if (ReadWait<TcpConnection>::can_kick && pending_.load(std::memory_order_relaxed) > 0)
+      if (ReadWait<TcpConnection>::can_kick &&
+          (pending_.load(std::memory_order_relaxed) > 0 || !core_->workers))
         next = ReadArm::after_tasks;
       break;
     }

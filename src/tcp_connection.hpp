@@ -61,6 +61,8 @@ public:
   /// any, completes its wait so that a read finds it.
   /// False once it is not parked any more, or checked: the loop stops watching it.
   bool sweep_read();
+  /// Loop thread: the flush that Loop::defer_flush put off.
+  void run_deferred_flush() { flush(); }
   /// Loop thread: the loop's backlog for this connection's worker, for which it stopped
   /// reading, has drained to half (see Loop::wait_backlog): reads again.
   void resume_after_backlog();

@@ -303,15 +303,22 @@ TEST(ClientServer, APeerThatSendsAndClosesWhileALoopHandlerRunsIsSeenToClose) {
   }
 }
 
-TEST(ClientServer, APeerThatSendsAndClosesWhileItsMessagesGoToAWorkerIsSeenToClose) {
-  // As above, with the message handled on a worker and other peers on the loop: after a read that
-  // handed messages to a worker, the connection waits for new bytes without reading again (the
-  // peer is expected to wait for the replies), so the end behind the last frame is found by the
-  // loop's later check, not by a read.
-  for (bool reset : {false, true}) {
-    SCOPED_TRACE(reset ? "reset" : "shutdown");
+TEST(ClientServer, APeerThatSendsAndClosesWhileItsLoopServesOthersIsSeenToClose) {
+  // As above, with other peers on the loop, and the message handled on a worker or on the loop:
+  // after a short read that handed messages to a worker, or whose replies wait for the end of the
+  // loop's round, the connection waits for new bytes without reading again (the peer is expected
+  // to wait for the replies), so the end behind the last frame is found by the loop's later
+  // check, not by a read.
+  struct Case {
+    std::size_t workers;
+    bool reset;
+  };
+  for (const Case k : {Case{1, false}, Case{1, true}, Case{0, false}, Case{0, true}}) {
+    const std::size_t workers = k.workers;
+    const bool reset = k.reset;
+    SCOPED_TRACE(std::string(workers ? "worker, " : "loop, ") + (reset ? "reset" : "shutdown"));
     test::CloseLog closes;
-    auto opts = test::local_server(1, 1);
+    auto opts = test::local_server(workers, 1);
     opts.heartbeat.timeout = 0ms;
     tao::Server server(opts);
     server.on_close(closes.recorder());
