@@ -47,6 +47,7 @@ void Loop::stop() {
   reply_watch_.clear();
   reply_scan_.clear();
   flush_list_.clear();
+  flush_scan_.clear();
   read_watch_.clear();
 }
 
@@ -127,16 +128,31 @@ void Loop::resume_backlog(std::size_t w) {
 
 void Loop::defer_flush(std::shared_ptr<TcpConnection> c) {
   flush_list_.push_back(std::move(c));
+  post_deferred_flushes();
+}
+
+void Loop::post_deferred_flushes() {
   if (flush_posted_) return;
-  flush_posted_ = true;
   asio::post(ctx_, [this] { run_deferred_flushes(); });
+  flush_posted_ = true; // (only once posted: a post that threw leaves it to the next defer)
 }
 
 void Loop::run_deferred_flushes() {
   flush_posted_ = false;
   flush_scan_.swap(flush_list_);
-  for (auto& c : flush_scan_)
-    c->run_deferred_flush();
+  std::size_t i = 0;
+  try {
+    for (; i < flush_scan_.size(); ++i)
+      flush_scan_[i]->run_deferred_flush();
+  } catch (...) { // (out of memory) the connections after the one that threw go first next time
+    flush_list_.insert(
+        flush_list_.begin(),
+        std::make_move_iterator(flush_scan_.begin() + static_cast<std::ptrdiff_t>(i) + 1),
+        std::make_move_iterator(flush_scan_.end()));
+    flush_scan_.clear();
+    if (!flush_list_.empty()) post_deferred_flushes();
+    throw;
+  }
   flush_scan_.clear();
 }
 

@@ -215,6 +215,7 @@ private:
   std::vector<std::shared_ptr<TcpConnection>> read_watch_;  // loop thread; see watch_read
   std::vector<std::shared_ptr<TcpConnection>> flush_list_, flush_scan_; // see defer_flush
   bool flush_posted_ = false;
+  void post_deferred_flushes();
   void run_deferred_flushes();
   std::uint32_t sweeps_ = 0;
   asio::steady_timer sweep_timer_{ctx_}; // after ctx_: destroyed before it

@@ -551,26 +551,34 @@ TcpConnection::ReadBatch::ReadBatch(TcpConnection& c) noexcept : c_(c), outer_(!
   c_.in_read_batch_ = true;
 }
 
-void TcpConnection::ReadBatch::flush() {
+void TcpConnection::ReadBatch::flush() { send(false); }
+
+void TcpConnection::ReadBatch::send(bool at_end) {
   if (!outer_) return;
   // The workers start on this round's messages while the loop reads on.
   if (c_.core_->workers) c_.submit_batch();
-  if (c_.flush_deferred_) {
-    c_.flush_deferred_ = false;
-    if (!c_.sole_reader_ && c_.state_ == State::open &&
-        !c_.close_requested_.load(std::memory_order_relaxed) && !c_.core_->workers)
-      c_.loop_.defer_flush(c_.self());
-    else
-      c_.flush(); // directly (no asynchronous write while the kernel takes it all)
-  }
+  if (!c_.flush_deferred_) return;
+  c_.flush_deferred_ = false;
+  // The end of a read on a loop that serves other connections too (plain TCP, handlers on the
+  // loop, no close asked for): the replies go out with those of the round's other reads (see
+  // Loop::defer_flush). Otherwise directly (no asynchronous write while the kernel takes it all).
+  if (at_end && c_.defers_flush())
+    c_.loop_.defer_flush(c_.self());
+  else
+    c_.flush();
 }
 
 void TcpConnection::ReadBatch::finish() {
   if (!outer_) return;
   c_.in_read_batch_ = false;
   if (c_.core_->workers) c_.submit_batch();
-  flush(); // also right when the batch closed the connection: flush() checks the state
+  send(true); // also right when the batch closed the connection: flush() checks the state
   outer_ = false;
+}
+
+bool TcpConnection::defers_flush() const noexcept {
+  return !sole_reader_ && !core_->workers && !tls_ && state_ == State::open &&
+         !close_requested_.load(std::memory_order_relaxed);
 }
 
 void TcpConnection::consume(std::size_t n) {
@@ -683,12 +691,14 @@ void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
     // work (raw Asio's echo gets its next read the same way: with many peers busy, one has
     // often sent again by then; otherwise that read finds would_block, one system call, as the
     // epoll_ctl of a re-armed wait was); alone, at once (usually would_block, and the wait is
-    // then queued directly). When the messages went to the workers, neither: see after_tasks.
+    // then queued directly). When the read's replies are still to go out, neither: see
+    // after_tasks.
     if (n < room && !sole_reader_) {
-      // Messages went to the workers: the peer's next ones likely follow their replies, and
-      // reading before those go out finds nothing (a system call per batch, measured).
+      // Messages went to the workers, or their replies wait for the end of the loop's round: the
+      // peer's next ones likely follow those replies, and reading before they go out finds
+      // nothing (a system call per batch, measured).
       if (ReadWait<TcpConnection>::can_kick &&
-          (pending_.load(std::memory_order_relaxed) > 0 || !core_->workers))
+          (pending_.load(std::memory_order_relaxed) > 0 || (flush_deferred_ && defers_flush())))
         next = ReadArm::after_tasks;
       break;
     }

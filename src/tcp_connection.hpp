@@ -173,16 +173,19 @@ private:
     ReadBatch& operator=(const ReadBatch&) = delete;
     /// Sends what the batch has queued so far; the batch goes on.
     void flush();
-    /// Ends the batch and sends what it queued.
+    /// Ends the batch and sends what it queued (see Loop::defer_flush).
     void finish();
 
   private:
+    void send(bool at_end);
     TcpConnection& c_;
     bool outer_;
   };
   /// After a read was parsed: notes the peer's sign of life, sends the batch's replies and arms
   /// the next read.
   void end_read(ReadBatch& batch, ReadArm next);
+  /// Whether the replies of the read batch ending now wait for the end of the loop's round.
+  bool defers_flush() const noexcept;
   /// Sends the queue: directly on the non-blocking socket while the connection is open, plain
   /// TCP and not paused for its queue, and the kernel takes it all; asynchronously otherwise.
   void flush();
