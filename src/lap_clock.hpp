@@ -93,7 +93,8 @@ private:
 
   static bool invariant_tsc() noexcept {
     unsigned a = 0, b = 0, c = 0, d = 0;
-    if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000007u) return false;
+    // (GCC's cpuid.h returns unsigned int here, clang's int.)
+    if (static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr)) < 0x80000007u) return false;
     __cpuid(0x80000007u, a, b, c, d);
     return (d >> 8) & 1u;
   }
