@@ -164,7 +164,8 @@ private:
   void keep_leftover(const char* data, std::size_t n);
   /// Marks the parsing of freshly read bytes: writes made meanwhile by this connection's own
   /// handlers on the loop are flushed once, when the batch finishes (or the scope ends), instead
-  /// of each batch posting a flush to the loop's queue.
+  /// of each write posting a flush to the loop's queue; on a loop serving several connections,
+  /// that flush joins the round's others (see defers_flush and Loop::defer_flush).
   class ReadBatch {
   public:
     explicit ReadBatch(TcpConnection& c) noexcept;
