@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <tao/tao.hpp>
 
@@ -30,6 +31,36 @@ inline int open_fds() {
     if (e->d_name[0] != '.') ++n;
   ::closedir(d);
   return n - 1;
+}
+
+/// The fewest descriptors seen over about 200 ms: the baseline to compare with while other
+/// threads run. A single count can catch short-lived descriptors of other threads, such as the
+/// pipe pairs the sanitizer runtimes open and close to probe memory (seen in CI: an I/O thread's
+/// pair counted in a baseline taken right after Server::start).
+inline int settled_open_fds() {
+  int fewest = open_fds();
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    fewest = std::min(fewest, open_fds());
+  }
+  return fewest;
+}
+
+/// Each open descriptor and what it points at ("3 -> socket:[123]"), for failure messages.
+inline std::string describe_fds() {
+  std::string out;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return out;
+  const int own = ::dirfd(d);
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.' || std::atoi(e->d_name) == own) continue;
+    char target[256] = {};
+    const std::string link = std::string("/proc/self/fd/") + e->d_name;
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    out += std::string(e->d_name) + " -> " + (n > 0 ? std::string(target, n) : "?") + "\n";
+  }
+  ::closedir(d);
+  return out;
 }
 
 /// Resident set size in bytes (from /proc/self/statm), after giving freed memory back.

@@ -397,7 +397,7 @@ TEST(Soak, FiveHundredClientsUnderFaults) {
       }
     });
     server.start();
-    const int fds_with_server = test::open_fds();
+    const int fds_with_server = test::settled_open_fds();
     const std::size_t rss_start = test::resident_bytes();
 
     SoakParams p;
@@ -449,7 +449,8 @@ TEST(Soak, FiveHundredClientsUnderFaults) {
 
     // Nothing leaked while the server keeps running.
     EXPECT_TRUE(test::eventually([&] { return test::open_fds() == fds_with_server; }, 5s))
-        << test::open_fds() << " descriptors open, " << fds_with_server << " before the soak";
+        << test::open_fds() << " descriptors open, " << fds_with_server << " before the soak:\n"
+        << test::describe_fds();
     const std::size_t rss_end = test::resident_bytes();
     // Generous: allocator caches and per-thread arenas; sanitizers keep freed memory in
     // quarantine on purpose, so the bound there only catches gross growth.
