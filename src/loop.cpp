@@ -48,6 +48,15 @@ void Loop::stop() {
   reply_scan_.clear();
   flush_list_.clear();
   flush_scan_.clear();
+  std::vector<std::shared_ptr<TcpConnection>> requested;
+  {
+    std::lock_guard lock(requests_.mutex);
+    requested.swap(requests_.list);
+    requests_.posted = false;
+    requests_.pending.store(false);
+  }
+  requested.clear(); // (outside the lock: the last reference may go)
+  request_spare_.clear();
   read_watch_.clear();
 }
 
@@ -154,6 +163,73 @@ void Loop::run_deferred_flushes() {
     throw;
   }
   flush_scan_.clear();
+}
+
+void Loop::request_flush(std::shared_ptr<TcpConnection> c) {
+  bool post = false;
+  {
+    std::lock_guard lock(requests_.mutex);
+    requests_.list.push_back(std::move(c));
+    requests_.pending.store(true, std::memory_order_release);
+    post = !requests_.posted;
+    requests_.posted = true;
+  }
+  if (post) post_request_take();
+}
+
+void Loop::post_request_take() {
+  try {
+    asio::post(ctx_, [this] { take_requested_flushes(true); });
+  } catch (...) { // (out of memory) the next request posts, and reads take the list meanwhile
+    std::lock_guard lock(requests_.mutex);
+    requests_.posted = false;
+    throw;
+  }
+}
+
+void Loop::take_requested_flushes(bool posted) {
+  // A pass of its own (storage kept from pass to pass): what the flushes run may request more.
+  std::vector<std::shared_ptr<TcpConnection>> scan;
+  scan.swap(request_spare_);
+  {
+    std::lock_guard lock(requests_.mutex);
+    if (posted) requests_.posted = false; // later requests post again
+    scan.swap(requests_.list);
+    requests_.pending.store(false, std::memory_order_relaxed);
+  }
+  std::size_t i = 0;
+  try {
+    for (; i < scan.size(); ++i)
+      scan[i]->run_deferred_flush();
+  } catch (...) { // (out of memory) the connections after the one that threw go first next time
+    bool post = false;
+    {
+      std::lock_guard lock(requests_.mutex);
+      requests_.list.insert(
+          requests_.list.begin(),
+          std::make_move_iterator(scan.begin() + static_cast<std::ptrdiff_t>(i) + 1),
+          std::make_move_iterator(scan.end()));
+      if (!requests_.list.empty()) {
+        requests_.pending.store(true, std::memory_order_release);
+        post = !requests_.posted;
+        requests_.posted = true;
+      }
+    }
+    if (post) post_request_take();
+    throw;
+  }
+  scan.clear();
+  if (request_spare_.capacity() < scan.capacity()) request_spare_.swap(scan);
+}
+
+void Loop::run_requested_flushes_logged() noexcept {
+  try {
+    take_requested_flushes(false);
+  } catch (const std::exception& e) {
+    logger()->error("loop {}: sending replies requested from other threads: {}", index_, e.what());
+  } catch (...) {
+    logger()->error("loop {}: sending replies requested from other threads failed", index_);
+  }
 }
 
 void Loop::watch_replies(std::shared_ptr<TcpConnection> c) {

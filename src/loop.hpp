@@ -132,6 +132,16 @@ public:
   void watch_read(std::shared_ptr<TcpConnection> c);
   /// Loop thread: flushes c once the loop has run what is queued now (the reads of this round).
   void defer_flush(std::shared_ptr<TcpConnection> c);
+  /// Any other thread (a worker that wrote a reply): flushes c on the loop, soon. Requests made
+  /// while one is pending share one posted operation, and a plain TCP read that the loop starts
+  /// meanwhile runs them first (run_requested_flushes): replies made on a worker go out before
+  /// the loop reads on, instead of queueing behind the reads it has already collected.
+  void request_flush(std::shared_ptr<TcpConnection> c);
+  /// Loop thread: runs the flushes requested so far; one atomic load when there are none. A
+  /// flush that fails (out of memory) is logged here, not thrown into the caller's read.
+  void run_requested_flushes() noexcept {
+    if (requests_.pending.load(std::memory_order_acquire)) run_requested_flushes_logged();
+  }
   /// Sweeps made so far (one per reply_hold while anything is watched).
   std::uint32_t sweeps() const noexcept { return sweeps_; }
 
@@ -215,6 +225,21 @@ private:
   std::vector<std::shared_ptr<TcpConnection>> read_watch_;  // loop thread; see watch_read
   std::vector<std::shared_ptr<TcpConnection>> flush_list_, flush_scan_; // see defer_flush
   bool flush_posted_ = false;
+  // See request_flush. Written by other threads, so on a cache line of its own.
+  struct alignas(64) FlushRequests {
+    std::mutex mutex;
+    std::vector<std::shared_ptr<TcpConnection>> list; // guarded by mutex
+    // Guarded by mutex: an operation that takes the list is queued, or its poster is about to
+    // queue it (and clears this again if that fails).
+    bool posted = false;
+    std::atomic<bool> pending{false}; // set (under mutex) whenever the list is not empty
+  };
+  FlushRequests requests_;
+  std::vector<std::shared_ptr<TcpConnection>> request_spare_; // loop thread: storage for a pass
+  /// With requests_.posted just set by this thread: posts the operation that takes the list.
+  void post_request_take();
+  void take_requested_flushes(bool posted);
+  void run_requested_flushes_logged() noexcept;
   void post_deferred_flushes();
   void run_deferred_flushes();
   std::uint32_t sweeps_ = 0;

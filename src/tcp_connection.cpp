@@ -306,7 +306,7 @@ void TcpConnection::send_held_replies() noexcept {
     if (!accepting_ || flush_active_ || wpending_.empty()) return;
     post = worker_may_send_locked() ? !send_from_worker_locked() : claim_flush_locked();
   }
-  if (post) asio::post(loop_.context(), [s = self()] { s->flush(); });
+  if (post) loop_.request_flush(self());
 }
 
 bool TcpConnection::sweep_replies() {
@@ -636,6 +636,7 @@ bool TcpConnection::sweep_read() {
 }
 
 void TcpConnection::on_readable(const boost::system::error_code& wait_ec) {
+  loop_.run_requested_flushes(); // the workers' replies go out before the loop reads on
   reading_ = false;
   read_parked_ = false; // whatever woke it, this is the read the sweep would make
   if (state_ != State::open) return;
@@ -1047,8 +1048,10 @@ std::error_code TcpConnection::write_encoded(ByteView frames) {
     // ends (one send for all its replies, and no round through the loop's queue first).
     if (on_loop && in_read_batch_)
       flush_deferred_ = true;
-    else
+    else if (on_loop)
       asio::post(loop_.context(), [s = self()] { s->flush(); });
+    else
+      loop_.request_flush(self());
   }
   if (piece && on_loop && in_read_batch_ && sole_reader_) send_piece();
   return {};

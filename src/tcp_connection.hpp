@@ -61,7 +61,8 @@ public:
   /// any, completes its wait so that a read finds it.
   /// False once it is not parked any more, or checked: the loop stops watching it.
   bool sweep_read();
-  /// Loop thread: the flush that Loop::defer_flush put off.
+  /// Loop thread: the flush that Loop::defer_flush put off, or that Loop::request_flush asked
+  /// for.
   void run_deferred_flush() { flush(); }
   /// Loop thread: the loop's backlog for this connection's worker, for which it stopped
   /// reading, has drained to half (see Loop::wait_backlog): reads again.
@@ -208,13 +209,13 @@ private:
   bool send_taken();
   /// On a worker running this connection's task, under wmutex_, with no flush scheduled and no
   /// write in flight: sends the queue on the non-blocking socket. True when all of it went; else
-  /// the rest stays queued, flush_active_ is set and the caller posts a flush.
+  /// the rest stays queued, flush_active_ is set and the caller asks the loop for a flush.
   bool send_from_worker_locked();
   /// With wmutex_ held: whether a worker may send the queue itself (plain TCP, no flush scheduled
   /// or write in flight, and a queue small enough; see send_from_worker_locked).
   bool worker_may_send_locked() const noexcept;
   /// With wmutex_ held: if bytes are queued and no flush is scheduled, marks one scheduled
-  /// (flush_active_) and returns true; the caller then runs or posts flush().
+  /// (flush_active_) and returns true; the caller then runs flush() or has the loop run it.
   bool claim_flush_locked() noexcept;
   /// After `buffer` (wsending_, or wpending_ under wmutex_) was sent whole: counts its bytes and
   /// `frames` in `counters`, takes them off queued_, ends a send_queue_full episode once below
@@ -307,8 +308,8 @@ private:
 
   // Shared with writers, timers and workers on other threads.
   bool accepting_ = true; // guarded by wmutex_
-  // Guarded by wmutex_: a flush is posted or deferred, or the loop is sending (directly in flush()
-  // or asynchronously): while set, a worker does not send itself.
+  // Guarded by wmutex_: a flush is posted, requested or deferred, or the loop is sending (directly
+  // in flush() or asynchronously): while set, a worker does not send itself.
   bool flush_active_ = false;
   // Written under wmutex_ (atomic so that send_held_replies can skip the lock when it is unset):
   // replies this connection's worker task queued without sending them or asking the loop to,
