@@ -2,6 +2,7 @@
 #include <atomic>
 #include <csignal>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -964,6 +965,43 @@ TEST(Server, UnicastBroadcastLookupAndCount) {
       if (auto f = p->read_frame(200ms)) got_one += f->second == "one";
     }
   EXPECT_EQ(got_one, 1);
+}
+
+TEST(Server, WritesFromOtherThreadsReachIdlePeersWholeAndInOrder) {
+  // Writes from threads other than the loop's reach the loop through its list of requested
+  // flushes, which a posted task or the loop's next read takes. Here the peers send nothing, so
+  // only the posted tasks can: every write must arrive, in order, while several threads write.
+  tao::Server s(test::local_server(1));
+  s.start();
+  constexpr int peers_n = 40, writers = 4, messages = 200;
+  std::vector<std::unique_ptr<RawPeer>> peers;
+  for (int i = 0; i < peers_n; ++i)
+    peers.push_back(std::make_unique<RawPeer>(s.port()));
+  ASSERT_TRUE(test::eventually([&] { return s.connection_count() == peers_n; }));
+  std::map<std::uint16_t, tao::ConnectionPtr> by_port;
+  s.for_each_connection(
+      [&](const tao::ConnectionPtr& c) { by_port[c->remote_endpoint().port] = c; });
+  ASSERT_EQ(by_port.size(), static_cast<std::size_t>(peers_n));
+  std::vector<tao::ConnectionPtr> conns;
+  for (auto& p : peers)
+    conns.push_back(by_port.at(p->local_port()));
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w)
+    threads.emplace_back([&, w] {
+      for (int m = 0; m < messages; ++m)
+        for (int i = w; i < peers_n; i += writers)
+          if (conns[i]->write(Text{std::to_string(m)})) ++refused;
+    });
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(refused.load(), 0);
+  for (int i = 0; i < peers_n; ++i)
+    for (int m = 0; m < messages; ++m) {
+      auto f = peers[i]->read_frame();
+      ASSERT_TRUE(f) << "peer " << i << ", message " << m;
+      ASSERT_EQ(f->second, std::to_string(m)) << "peer " << i;
+    }
 }
 
 TEST(Server, MaxConnectionsRefusesTheRestAndCountsThem) {
