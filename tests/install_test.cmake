@@ -1,5 +1,6 @@
 # Installs the built tree into a fresh prefix, then configures, builds and runs a consumer project
 # that only knows find_package(tao). The consumer gets the same compiler flags (sanitizers).
+# Removes its work directory when it passes.
 file(REMOVE_RECURSE ${WORK_DIR})
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix
                 RESULT_VARIABLE rc)
@@ -22,3 +23,6 @@ message(STATUS "consumer said: ${out}")
 if(rc OR NOT out MATCHES "echoed: installed")
   message(FATAL_ERROR "the consumer did not run: ${rc}")
 endif()
+# The prefix holds a copy of every installed example (1.5 GiB in a sanitizer build): on success,
+# free the disk. A failed run keeps it for inspection.
+file(REMOVE_RECURSE ${WORK_DIR})
