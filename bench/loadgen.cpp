@@ -2,6 +2,13 @@
 //
 // It is built on raw epoll in a single thread, not on tao, so it cannot hide tao's costs, and it
 // spends little per message because on a 2-core machine its one core is often the bottleneck.
+// It polls edge-triggered. Level-triggered, epoll re-queues every connection it reports at the
+// tail of its ready list, so once this one core is saturated the order in which it serves its
+// connections persists from pass to pass and the ones served late stay late: the server under test
+// then looks uneven (a p99 far above its median) for a reason that is the load generator's.
+// Independent real clients share no ready list. Edge-triggered, a connection is reported once per
+// arrival of new bytes, which on_readable reads until a short read (the queue was empty then; any
+// later bytes bring a new edge).
 //
 // Modes:
 //   pingpong   N connections, K frames in flight each (pipelined), payload S: messages/s, MiB/s,
@@ -406,7 +413,7 @@ private:
 
   void watch(Conn& c, int op, std::uint32_t events) {
     epoll_event ev{};
-    ev.events = events;
+    ev.events = events | EPOLLET; // see the top of the file
     ev.data.u64 = static_cast<std::uint64_t>(&c - conns_.data());
     if (epoll_ctl(epoll_, op, c.fd, &ev) != 0) {
       if (errors_ < 5) std::fprintf(stderr, "loadgen: epoll_ctl: %s\n", std::strerror(errno));
