@@ -170,9 +170,7 @@ void Loop::request_flush(std::shared_ptr<TcpConnection> c) {
   {
     std::lock_guard lock(requests_.mutex);
     requests_.list.push_back(std::move(c));
-    requests_.pending.store(true, std::memory_order_release);
-    post = !requests_.posted;
-    requests_.posted = true;
+    post = requests_.mark_pending_locked();
   }
   if (post) post_request_take();
 }
@@ -209,11 +207,7 @@ void Loop::take_requested_flushes(bool posted) {
           requests_.list.begin(),
           std::make_move_iterator(scan.begin() + static_cast<std::ptrdiff_t>(i) + 1),
           std::make_move_iterator(scan.end()));
-      if (!requests_.list.empty()) {
-        requests_.pending.store(true, std::memory_order_release);
-        post = !requests_.posted;
-        requests_.posted = true;
-      }
+      if (!requests_.list.empty()) post = requests_.mark_pending_locked();
     }
     if (post) post_request_take();
     throw;

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -233,6 +234,12 @@ private:
     // queue it (and clears this again if that fails).
     bool posted = false;
     std::atomic<bool> pending{false}; // set (under mutex) whenever the list is not empty
+    /// Under mutex, with the list not empty: marks it pending; true when the caller is the one
+    /// that must post the take (then call post_request_take after unlocking).
+    bool mark_pending_locked() {
+      pending.store(true, std::memory_order_release);
+      return !std::exchange(posted, true);
+    }
   };
   FlushRequests requests_;
   std::vector<std::shared_ptr<TcpConnection>> request_spare_; // loop thread: storage for a pass
