@@ -22,15 +22,21 @@
 
 namespace test {
 
-/// Open file descriptors of this process (the directory's own descriptor excluded).
-inline int open_fds() {
+/// Calls fn(name) for each open descriptor of this process, the directory's own excluded.
+template <typename Fn> void for_each_open_fd(Fn&& fn) {
   DIR* d = ::opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
+  if (!d) return;
+  const int own = ::dirfd(d);
   while (dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') ++n;
+    if (e->d_name[0] != '.' && std::atoi(e->d_name) != own) fn(static_cast<const char*>(e->d_name));
   ::closedir(d);
-  return n - 1;
+}
+
+/// Open file descriptors of this process.
+inline int open_fds() {
+  int n = 0;
+  for_each_open_fd([&](const char*) { ++n; });
+  return n;
 }
 
 /// The fewest descriptors seen over about 200 ms: the baseline to compare with while other
@@ -49,17 +55,12 @@ inline int settled_open_fds() {
 /// Each open descriptor and what it points at ("3 -> socket:[123]"), for failure messages.
 inline std::string describe_fds() {
   std::string out;
-  DIR* d = ::opendir("/proc/self/fd");
-  if (!d) return out;
-  const int own = ::dirfd(d);
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.' || std::atoi(e->d_name) == own) continue;
+  for_each_open_fd([&](const char* name) {
     char target[256] = {};
-    const std::string link = std::string("/proc/self/fd/") + e->d_name;
+    const std::string link = std::string("/proc/self/fd/") + name;
     const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-    out += std::string(e->d_name) + " -> " + (n > 0 ? std::string(target, n) : "?") + "\n";
-  }
-  ::closedir(d);
+    out += std::string(name) + " -> " + (n > 0 ? std::string(target, n) : "?") + "\n";
+  });
   return out;
 }
 
