@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   std::uint16_t port = 12346;
   std::size_t threads = 1;
   app.add_option("--host", host, "address to listen on")->capture_default_str();
-  app.add_option("--port", port, "TCP port")->capture_default_str();
+  app.add_option("--port", port, "TCP port (0: an ephemeral one, printed)")->capture_default_str();
   app.add_option("--threads", threads, "threads, one io_context each")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{256}));

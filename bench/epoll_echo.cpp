@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
   std::size_t threads = 1;
   bool broadcast = false;
   app.add_option("--host", host, "IPv4 address to listen on")->capture_default_str();
-  app.add_option("--port", port, "TCP port")->capture_default_str();
+  app.add_option("--port", port, "TCP port (0: an ephemeral one, printed)")->capture_default_str();
   app.add_option("--threads", threads, "threads, one epoll set and listener each")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
@@ -245,8 +245,16 @@ int main(int argc, char** argv) {
   const int stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   std::vector<int> listeners;
   try {
-    for (std::size_t i = 0; i < threads; ++i)
+    for (std::size_t i = 0; i < threads; ++i) {
       listeners.push_back(listen_on(host, port));
+      if (port == 0) { // an ephemeral port: the first listener's, shared by the others
+        sockaddr_in bound{};
+        socklen_t len = sizeof bound;
+        if (::getsockname(listeners.back(), reinterpret_cast<sockaddr*>(&bound), &len) != 0)
+          throw std::runtime_error(std::string("getsockname: ") + std::strerror(errno));
+        port = ntohs(bound.sin_port);
+      }
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "epoll echo server: %s\n", e.what());
     return 1;
