@@ -8,7 +8,8 @@
 // then looks uneven (a p99 far above its median) for a reason that is the load generator's.
 // Independent real clients share no ready list. Edge-triggered, a connection is reported once per
 // arrival of new bytes, which on_readable reads until a short read (the queue was empty then; any
-// later bytes bring a new edge).
+// later bytes bring a new edge). A FIN or reset queued behind the bytes stops a read short too,
+// with no later edge, so the peer's hang-up is watched (EPOLLRDHUP) and then read to the end.
 //
 // Modes:
 //   pingpong   N connections, K frames in flight each (pipelined), payload S: messages/s, MiB/s,
@@ -413,7 +414,7 @@ private:
 
   void watch(Conn& c, int op, std::uint32_t events) {
     epoll_event ev{};
-    ev.events = events | EPOLLET; // see the top of the file
+    ev.events = events | EPOLLET | EPOLLRDHUP; // see the top of the file
     ev.data.u64 = static_cast<std::uint64_t>(&c - conns_.data());
     if (epoll_ctl(epoll_, op, c.fd, &ev) != 0) {
       if (errors_ < 5) std::fprintf(stderr, "loadgen: epoll_ctl: %s\n", std::strerror(errno));
@@ -432,20 +433,22 @@ private:
         continue;
       }
       if (c.state != Conn::State::open) continue;
-      if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
+      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        on_readable(c, (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
       if (c.state == Conn::State::open && (ev & EPOLLOUT)) flush(c);
     }
     if (mode_ == Mode::broadcast) pump_broadcast();
   }
 
-  void on_readable(Conn& c) {
+  // hangup: the peer closed or reset, so read until recv says so (a short read is not the end).
+  void on_readable(Conn& c, bool hangup) {
     for (;;) {
       const auto n = ::recv(c.fd, buf_.data(), buf_.size(), 0);
       if (n > 0) {
         now_ = now_ns();
         consume(c, buf_.data(), static_cast<std::size_t>(n));
         if (c.state != Conn::State::open) return;
-        if (static_cast<std::size_t>(n) < buf_.size()) break;
+        if (!hangup && static_cast<std::size_t>(n) < buf_.size()) break;
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
