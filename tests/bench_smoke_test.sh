@@ -17,30 +17,38 @@ run() {
     shift
   done
   shift
+  # Removed first: the child's redirection truncates it only once it runs, and the wait below must
+  # not find the previous server's line.
+  rm -f "$smoke_work/server.out" "$smoke_work/server.err"
   "${cmd[@]}" --host 127.0.0.1 --port 0 >"$smoke_work/server.out" 2>"$smoke_work/server.err" &
   server_pid=$!
-  smoke_pids+=("$server_pid")
+  smoke_pids=("$server_pid") # the servers before have been waited for
   smoke_wait_for "$smoke_work/server.out" 'listening on 127\.0\.0\.1:[0-9]+'
   server_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
     "$smoke_work/server.out" | head -n 1)
+  [ -n "$server_port" ] || smoke_fail "$name did not print its port"
   local line rc=0
-  line=$(timeout 60 "$loadgen" --host 127.0.0.1 --port "$server_port" --server-pid "$server_pid" \
+  # The load generator's own limits (connect, drain, stall) end a stuck run well within this.
+  line=$(timeout 35 "$loadgen" --host 127.0.0.1 --port "$server_port" --server-pid "$server_pid" \
     --timeout 10 --label "$name" "$@" 2>"$smoke_work/loadgen.err" | tail -n 1) || rc=$?
   echo "$name $*: $line"
   [ "$rc" -eq 0 ] && grep -q 'status=ok' <<<"$line" ||
     smoke_fail "$name, loadgen $*: exit code $rc, '$line' ($(cat "$smoke_work/loadgen.err"))"
   smoke_stop_server
+  smoke_pids=()
 }
 
 pingpong=(--mode pingpong -c 20 -k 4 -s 100 -d 0.3 -w 0.1)
 large=(--mode pingpong -c 4 -k 2 -s 70000 -d 0.3 -w 0.1)
 memory=(--mode memory -c 200 --settle 0.2)
 accept=(--mode accept -c 4 -d 0.3 -w 0.1)
-for server in "tao-loop:$echo_server --io-threads 1 --workers 0" \
-  "tao-worker:$echo_server --io-threads 1 --workers 1" \
-  "asio:$asio --threads 1" "epoll:$epoll --threads 1"; do
-  name=${server%%:*}
-  read -r -a cmd <<<"${server#*:}"
+for name in tao-loop tao-worker asio epoll; do
+  case $name in
+    tao-loop) cmd=("$echo_server" --io-threads 1 --workers 0) ;;
+    tao-worker) cmd=("$echo_server" --io-threads 1 --workers 1) ;;
+    asio) cmd=("$asio" --threads 1) ;;
+    epoll) cmd=("$epoll" --threads 1) ;;
+  esac
   run "$name" "${cmd[@]}" -- "${pingpong[@]}"
   run "$name" "${cmd[@]}" -- "${large[@]}"
   run "$name" "${cmd[@]}" -- "${memory[@]}"
