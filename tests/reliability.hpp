@@ -22,21 +22,22 @@
 
 namespace test {
 
-/// Calls fn(name) for each open descriptor of this process, the directory's own excluded.
-template <typename Fn> void for_each_open_fd(Fn&& fn) {
+/// Calls fn(name) for each open descriptor of this process, the directory's own excluded; false
+/// when the directory cannot be opened (no descriptor left, for one).
+template <typename Fn> bool for_each_open_fd(Fn&& fn) {
   DIR* d = ::opendir("/proc/self/fd");
-  if (!d) return;
+  if (!d) return false;
   const int own = ::dirfd(d);
   while (dirent* e = ::readdir(d))
     if (e->d_name[0] != '.' && std::atoi(e->d_name) != own) fn(static_cast<const char*>(e->d_name));
   ::closedir(d);
+  return true;
 }
 
-/// Open file descriptors of this process.
+/// Open file descriptors of this process, or -1 when they cannot be listed.
 inline int open_fds() {
   int n = 0;
-  for_each_open_fd([&](const char*) { ++n; });
-  return n;
+  return for_each_open_fd([&](const char*) { ++n; }) ? n : -1;
 }
 
 /// The fewest descriptors seen over about 200 ms: the baseline to compare with while other
