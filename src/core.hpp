@@ -27,7 +27,7 @@ struct CoreConfig {
   std::string role; // "server" or "client", for names and logs
   std::size_t io_threads = 1;
   std::size_t workers = 0;
-  std::size_t read_chunk = 64u << 10;
+  std::size_t read_chunk = 128u << 10;
   std::shared_ptr<Dispatch> dispatch;
   std::shared_ptr<const Codec> codec;
   ConnectionOptions connection;
