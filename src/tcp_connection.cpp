@@ -23,9 +23,10 @@ namespace tao::detail {
 namespace {
 
 constexpr std::size_t min_read_room = 16u << 10;
-// Capacity a busy connection's write buffers keep between sends: the replies of a full read at
-// the default read_chunk (128 KiB), so answering full reads does not grow the buffer and copy it
-// once per read.
+// Capacity a busy connection's write buffers keep between sends: about the replies of a full read
+// at the default read_chunk (128 KiB; a frame completed from the read before can push them past
+// it, and then the grown buffer is freed after the send), so answering full reads does not
+// usually grow the buffer and copy it once per read.
 constexpr std::size_t keep_write_capacity = 128u << 10;
 // What a message on its way to a worker counts in its loop's worker backlog besides its payload:
 // its task and decoded object (ConnectionOptions::max_worker_backlog).
