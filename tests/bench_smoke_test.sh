@@ -17,16 +17,7 @@ run() {
     shift
   done
   shift
-  # Removed first: the child's redirection truncates it only once it runs, and the wait below must
-  # not find the previous server's line.
-  rm -f "$smoke_work/server.out" "$smoke_work/server.err"
-  "${cmd[@]}" --host 127.0.0.1 --port 0 >"$smoke_work/server.out" 2>"$smoke_work/server.err" &
-  server_pid=$!
-  smoke_pids=("$server_pid") # the servers before have been waited for
-  smoke_wait_for "$smoke_work/server.out" 'listening on 127\.0\.0\.1:[0-9]+'
-  server_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
-    "$smoke_work/server.out" | head -n 1)
-  [ -n "$server_port" ] || smoke_fail "$name did not print its port"
+  smoke_start_process "${cmd[@]}"
   local line rc=0
   # The load generator's own limits (connect, drain, stall) end a stuck run well within this.
   line=$(timeout 35 "$loadgen" --host 127.0.0.1 --port "$server_port" --server-pid "$server_pid" \
@@ -35,7 +26,6 @@ run() {
   [ "$rc" -eq 0 ] && grep -q 'status=ok' <<<"$line" ||
     smoke_fail "$name, loadgen $*: exit code $rc, '$line' ($(cat "$smoke_work/loadgen.err"))"
   smoke_stop_server
-  smoke_pids=()
 }
 
 pingpong=(--mode pingpong -c 20 -k 4 -s 100 -d 0.3 -w 0.1)

@@ -56,20 +56,15 @@ smoke_wait_for() {
   done
 }
 
-# smoke_start_server BINARY [ARGS...]: starts BINARY --host 127.0.0.1 --port 0 --io-threads 1
-# ARGS (without --io-threads 1 when ARGS has its own), waits for its "listening on
-# 127.0.0.1:PORT" line and sets $server_pid and $server_port. Its output goes to server.out and
-# server.err in the scratch directory.
-smoke_start_server() {
+# smoke_start_process BINARY [ARGS...]: starts BINARY --host 127.0.0.1 --port 0 ARGS, waits for
+# its "listening on 127.0.0.1:PORT" line and sets $server_pid and $server_port. Its output goes to
+# server.out and server.err in the scratch directory (removed first, so that a test starting
+# servers one after another never reads the previous one's line).
+smoke_start_process() {
   local binary=$1
   shift
-  local loops=(--io-threads 1)
-  local arg
-  for arg in "$@"; do
-    [ "$arg" != --io-threads ] || loops=()
-  done
-  "$binary" --host 127.0.0.1 --port 0 "${loops[@]}" "$@" \
-    >"$smoke_work/server.out" 2>"$smoke_work/server.err" &
+  rm -f "$smoke_work/server.out" "$smoke_work/server.err"
+  "$binary" --host 127.0.0.1 --port 0 "$@" >"$smoke_work/server.out" 2>"$smoke_work/server.err" &
   server_pid=$!
   smoke_pids+=("$server_pid")
   smoke_wait_for "$smoke_work/server.out" 'listening on 127\.0\.0\.1:[0-9]+'
@@ -78,12 +73,31 @@ smoke_start_server() {
   [ -n "$server_port" ] || smoke_fail "server did not start"
 }
 
-# smoke_stop_server: SIGTERM to the server; the test fails unless it exits with code 0.
+# smoke_start_server BINARY [ARGS...]: a tao server through smoke_start_process, with
+# --io-threads 1 unless ARGS has its own.
+smoke_start_server() {
+  local binary=$1
+  shift
+  local loops=(--io-threads 1)
+  local arg
+  for arg in "$@"; do
+    [ "$arg" != --io-threads ] || loops=()
+  done
+  smoke_start_process "$binary" "${loops[@]}" "$@"
+}
+
+# smoke_stop_server: SIGTERM to the server; the test fails unless it exits with code 0. Its pid is
+# then forgotten, so cleanup never signals a reused pid.
 smoke_stop_server() {
   kill -TERM "$server_pid"
   local rc=0
   wait "$server_pid" || rc=$?
   [ "$rc" -eq 0 ] || smoke_fail "server exited with $rc"
+  local kept=() p
+  for p in "${smoke_pids[@]}"; do
+    [ "$p" = "$server_pid" ] || kept+=("$p")
+  done
+  smoke_pids=("${kept[@]}")
 }
 
 # smoke_start_client NAME FD BINARY [ARGS...]: starts an interactive client whose stdin is a FIFO
